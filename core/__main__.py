@@ -39,7 +39,9 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     if index.layout == "pre_split" and index.given_splits:
         from collections import Counter
 
-        print("  given splits: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(index.given_splits).items())))
+        print(
+            "  given splits: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(index.given_splits).items()))
+        )
     if index.ignored:
         print(f"ignored (hidden or not images): {index.ignored}")
     if index.problems:
@@ -61,8 +63,9 @@ def cmd_data_split(args: argparse.Namespace) -> int:
         method = "counts"
     else:
         method = "fractions"
-    spec = SplitSpec(method=method, train=args.train, val=args.val, test=args.test, seed=args.seed,
-                     balance=args.balance)
+    spec = SplitSpec(
+        method=method, train=args.train, val=args.val, test=args.test, seed=args.seed, balance=args.balance
+    )
     index = scan(args.path, progress=_progress("checking"))
     split = make_split(index, spec, name=args.name)
     path = save_split(split, workspace=args.workspace, overwrite=args.overwrite)

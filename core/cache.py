@@ -13,10 +13,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -89,7 +89,9 @@ def load_arrays(
         try:
             return _open(entry, key, decoded=0)
         except (OSError, ValueError, KeyError):
-            shutil.rmtree(entry, ignore_errors=True)  # damaged entry: rebuild it below
+            pass  # damaged entry: rebuilt below
+    if entry.exists():  # left by a process killed mid-write, or damaged
+        shutil.rmtree(entry, ignore_errors=True)
 
     h, w = size
     n = len(paths)
@@ -117,8 +119,9 @@ def load_arrays(
                     progress(done, n)
         kept_paths = [p for p, k in zip(paths, ok) if k]
         if failed:
-            compact = np.lib.format.open_memmap(tmp / "kept.npy", mode="w+", dtype=np.uint8,
-                                                shape=(int(ok.sum()), h, w, 3))
+            compact = np.lib.format.open_memmap(
+                tmp / "kept.npy", mode="w+", dtype=np.uint8, shape=(int(ok.sum()), h, w, 3)
+            )
             compact[:] = images[ok]
             compact.flush()
             del images, compact
@@ -127,10 +130,18 @@ def load_arrays(
             images.flush()
             del images
         np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int32)[ok])
-        atomic_write_json(tmp / "meta.json", {
-            "version": CACHE_VERSION, "root": str(root), "size": [h, w], "policy": policy,
-            "paths": kept_paths, "failed": failed, "created": time.time(),
-        })
+        atomic_write_json(
+            tmp / "meta.json",
+            {
+                "version": CACHE_VERSION,
+                "root": str(root),
+                "size": [h, w],
+                "policy": policy,
+                "paths": kept_paths,
+                "failed": failed,
+                "created": time.time(),
+            },
+        )
         try:
             os.replace(tmp, entry)
         except OSError:  # another process finished the same entry first: use theirs
@@ -152,8 +163,15 @@ def split_arrays(
     """One subset (train, val or test) of a saved split, decoded to `size` through the cache."""
     if subset not in split.subsets:
         raise KeyError(f"split has no subset {subset!r}")
-    return load_arrays(split.dataset_root, split.files(subset), split.labels(subset), size, policy,
-                       workspace=workspace, progress=progress)
+    return load_arrays(
+        split.dataset_root,
+        split.files(subset),
+        split.labels(subset),
+        size,
+        policy,
+        workspace=workspace,
+        progress=progress,
+    )
 
 
 def clear_cache(workspace: str | os.PathLike | None = None) -> int:

@@ -15,10 +15,11 @@ import shutil
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -28,8 +29,15 @@ from core.workspace import subdir
 
 Layout = Literal["class_folders", "kaggle_flat", "pre_split"]
 SUBSETS: tuple[str, ...] = ("train", "val", "test")
-SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                      "validation": "val", "test": "test", "testing": "test"}
+SPLIT_FOLDER_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 Progress = Callable[[int, int], None]
 
@@ -108,15 +116,19 @@ def _walk_files(folder: Path, root: Path) -> tuple[list[str], int]:
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted((Path(e.path) for e in _visible(list(os.scandir(folder))) if e.is_dir()),
-                  key=lambda p: p.name)
+    return sorted(
+        (Path(e.path) for e in _visible(list(os.scandir(folder))) if e.is_dir()), key=lambda p: p.name
+    )
 
 
 def _detect_layout(root: Path) -> Layout:
     dirs = _class_dirs(root)
     split_dirs = {SPLIT_FOLDER_NAMES[d.name.lower()] for d in dirs if d.name.lower() in SPLIT_FOLDER_NAMES}
-    if "train" in split_dirs and len(split_dirs) >= 2 and all(_class_dirs(d) for d in dirs
-                                                              if d.name.lower() in SPLIT_FOLDER_NAMES):
+    if (
+        "train" in split_dirs
+        and len(split_dirs) >= 2
+        and all(_class_dirs(d) for d in dirs if d.name.lower() in SPLIT_FOLDER_NAMES)
+    ):
         return "pre_split"
     if dirs:
         return "class_folders"
@@ -166,7 +178,9 @@ def scan(path: str | os.PathLike, progress: Progress | None = None, workers: int
                 problems.append(Problem(e.name, "name is not <label>.<id>.<ext> (Kaggle layout)"))
     ignored += sum(1 for e in os.scandir(root) if e.name.startswith(".") and e.is_file())
     if not candidates and not problems:
-        raise DataError(f"no images found in {root} (looked for {', '.join(sorted({'.jpg', '.png'}))} and similar)")
+        raise DataError(
+            f"no images found in {root} (looked for {', '.join(sorted({'.jpg', '.png'}))} and similar)"
+        )
 
     reasons: list[str | None] = [None] * len(candidates)
     done = 0
@@ -272,7 +286,7 @@ class Split:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Split":
+    def from_dict(cls, d: dict) -> Split:
         return cls(
             name=d["name"],
             dataset_root=d["dataset_root"],
@@ -358,8 +372,14 @@ def make_split(index: DatasetIndex, spec: SplitSpec, name: str = "") -> Split:
     if not subsets["train"]:
         raise DataError("the training split came out empty")
     files = [p for s in SUBSETS for p, _ in subsets[s]]
-    return Split(name=name, dataset_root=index.root, classes=list(index.classes), spec=spec,
-                 subsets=subsets, fingerprint=fingerprint_files(index.root, files))
+    return Split(
+        name=name,
+        dataset_root=index.root,
+        classes=list(index.classes),
+        spec=spec,
+        subsets=subsets,
+        fingerprint=fingerprint_files(index.root, files),
+    )
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -374,8 +394,9 @@ def split_path(name: str, workspace: str | os.PathLike | None = None) -> Path:
     return subdir("splits", workspace) / f"{check_name(name, 'split name')}.json"
 
 
-def save_split(split: Split, name: str | None = None, workspace: str | os.PathLike | None = None,
-               overwrite: bool = False) -> Path:
+def save_split(
+    split: Split, name: str | None = None, workspace: str | os.PathLike | None = None, overwrite: bool = False
+) -> Path:
     """Write the split as JSON under workspace/splits/; an existing name is kept unless overwrite."""
     if name is not None:
         split.name = name

@@ -7,16 +7,17 @@ byte-identical files, so a workspace can be rebuilt and results compared across 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -98,7 +99,9 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         if kind == "stripes":
             phi = rng.uniform(0, np.pi)
             cycles = rng.uniform(3, 10)
-            wave = np.sin(2 * np.pi * cycles * (xs * math.cos(phi) + ys * math.sin(phi)) + rng.uniform(0, 2 * np.pi))
+            wave = np.sin(
+                2 * np.pi * cycles * (xs * math.cos(phi) + ys * math.sin(phi)) + rng.uniform(0, 2 * np.pi)
+            )
             # Hard-edged stripes half of the time, soft waves otherwise.
             alpha = (wave > 0).astype(np.float32) if rng.random() < 0.5 else 0.5 + 0.5 * wave
             image = _blend(image, _colour(rng), alpha * rng.uniform(0.2, 0.5))
@@ -226,7 +229,9 @@ def _sample_rng(seed: int, class_index: int, index: int) -> np.random.Generator:
 def _render(seed: int, class_index: int, index: int, size: int) -> tuple[bytes, Box]:
     cls = DEMO_CLASSES[class_index]
     image, _, box = _draw_sample(_sample_rng(seed, class_index, index), cls, size)
-    ok, encoded = cv2.imencode(IMAGE_EXT, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    ok, encoded = cv2.imencode(
+        IMAGE_EXT, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return encoded.tobytes(), box
@@ -357,10 +362,8 @@ def ensure_demo(
                 break  # another process finished first; keep theirs
             if target.exists():
                 trash = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_NAME}-old-"))
-                try:
+                with contextlib.suppress(FileNotFoundError):  # someone else moved it away meanwhile
                     os.replace(target, trash / DEMO_NAME)
-                except FileNotFoundError:
-                    pass  # someone else moved it away meanwhile
                 shutil.rmtree(trash, ignore_errors=True)
             try:
                 os.rename(tmp, target)

@@ -65,7 +65,9 @@ def check_image(path: str | os.PathLike) -> str | None:
             width, height = img.size
             fmt = img.format
             if width * height > MAX_PIXELS:
-                return f"too large ({width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels)"
+                return (
+                    f"too large ({width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels)"
+                )
             if min(width, height) < MIN_SIDE:
                 return f"too small ({width}x{height}; at least {MIN_SIDE} px a side)"
             if fmt != "JPEG":

@@ -1,0 +1,1 @@
+"""Streamlit front end: app.py wires the pages, ui.py holds what several pages share."""

@@ -1,0 +1,198 @@
+"""Widgets, charts and session helpers shared by the pages.
+
+Session state used across pages (one documented name each):
+- ``dataset_path``: the folder the Data page works on (str; the demo by default).
+- ``scans``: {(path, generation): DatasetIndex}, so switching pages does not rescan.
+- ``scan_generation``: bumped by "Rescan" to force a fresh scan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import data, demo
+from core.data import DataError, DatasetIndex
+from core.workspace import subdir, workspace_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ROOT / "pages"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One page of the app, in the order a user works through them."""
+
+    title: str
+    file: str
+    icon: str
+    summary: str
+
+    @property
+    def path(self) -> Path:
+        return PAGES / self.file
+
+    @property
+    def available(self) -> bool:
+        return self.path.exists()
+
+
+HOME = Step("Home", "home.py", ":material/home:", "What this app does and what your workspace holds.")
+STEPS: tuple[Step, ...] = (
+    Step(
+        "Data",
+        "data.py",
+        ":material/photo_library:",
+        "Pick a folder of images, check it for broken files, and split it into training, validation and test sets.",
+    ),
+    Step(
+        "Augment",
+        "augment.py",
+        ":material/auto_awesome:",
+        "Try random flips, turns and zooms side by side on the same pictures to choose how to vary the training images.",
+    ),
+    Step(
+        "Train",
+        "train.py",
+        ":material/model_training:",
+        "Train a network from scratch or reuse one pretrained on ImageNet, in the background.",
+    ),
+    Step(
+        "Monitor",
+        "monitor.py",
+        ":material/monitoring:",
+        "Watch loss and accuracy while a model trains, and compare runs.",
+    ),
+    Step(
+        "Evaluate",
+        "evaluate.py",
+        ":material/fact_check:",
+        "Score a model on the test images it never saw, and try it on new pictures.",
+    ),
+    Step(
+        "Explain",
+        "explain.py",
+        ":material/visibility:",
+        "See what the network looks at: activation maps and Grad-CAM heatmaps.",
+    ),
+)
+
+
+def workspace() -> Path:
+    return workspace_dir()
+
+
+@st.cache_resource(show_spinner="Making the demo dataset (a few seconds, once)...")
+def demo_path(workspace: str) -> Path:
+    """The demo dataset's folder, generated on first use."""
+    return demo.ensure_demo(workspace)
+
+
+def current_demo() -> Path:
+    return demo_path(str(workspace()))
+
+
+def known_datasets() -> dict[str, Path]:
+    """Datasets in the workspace: the demo first, then uploaded ones by name."""
+    found = {"demo (built-in shapes)": current_demo()}
+    for p in sorted(subdir("datasets").iterdir()):
+        if p.is_dir() and not p.name.startswith(".") and p.name != demo.DEMO_NAME:
+            found[p.name] = p
+    return found
+
+
+def dataset_path() -> Path:
+    """The dataset the user chose on the Data page (the demo until they choose another)."""
+    chosen = st.session_state.get("dataset_path")
+    return Path(chosen) if chosen else current_demo()
+
+
+def progress_callback(bar, label: str) -> Callable[[int, int], None]:
+    """Adapt a st.progress bar to core's (done, total) callbacks."""
+
+    def report(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{label}: {done:,} of {total:,}")
+
+    return report
+
+
+def scan_dataset(path: str | os.PathLike) -> DatasetIndex | None:
+    """Scan once per session (progress bar on first scan); None and a message on bad input."""
+    generation = st.session_state.get("scan_generation", 0)
+    scans = st.session_state.setdefault("scans", {})
+    key = (str(Path(path).expanduser()), generation)
+    if key not in scans:
+        bar = st.progress(0.0, text="Checking images...")
+        try:
+            scans[key] = data.scan(path, progress=progress_callback(bar, "Checking images"))
+        except DataError as e:
+            bar.empty()
+            st.error(str(e))
+            return None
+        except OSError as e:
+            bar.empty()
+            st.error(f"Could not read {path}: {e.strerror or e}")
+            return None
+        bar.empty()
+    return scans[key]
+
+
+def class_counts_chart(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=list(counts),
+            y=list(counts.values()),
+            text=list(counts.values()),
+            textposition="outside",
+            marker_color="#3b6ef5",
+        )
+    )
+    fig.update_layout(
+        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
+    )
+    return fig
+
+
+def split_table(split: data.Split) -> pd.DataFrame:
+    """Images per split (rows) and class (columns), with totals."""
+    df = pd.DataFrame(split.table()).T
+    df.index = ["train", "validation", "test"]
+    df["total"] = df.sum(axis=1)
+    df.loc["total"] = df.sum(axis=0)
+    return df
+
+
+def split_picker(key: str = "split", label: str = "Saved split") -> data.Split | None:
+    """A selectbox of saved splits; None (with a hint) when there are none."""
+    names = data.list_splits()
+    if not names:
+        st.info("No saved split yet. Make one on the **Data** page.")
+        return None
+    name = st.selectbox(label, names, key=key)
+    try:
+        split = data.load_split(name)
+    except DataError as e:
+        st.error(str(e))
+        return None
+    changed = split.changed()
+    if changed:
+        st.warning(f"Split '{name}': {changed}. Make the split again on the Data page.")
+    return split
+
+
+def show_error(e: BaseException) -> None:
+    """A plain one-line message for errors users can fix (never a traceback)."""
+    st.error(str(e) or type(e).__name__)
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption(f"Workspace: `{workspace()}`")
+        path = dataset_path()
+        st.caption(f"Dataset: `{path.name}`")

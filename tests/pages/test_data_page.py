@@ -1,0 +1,112 @@
+"""AppTest for the Data page: demo counts, split editor, save, bad folders, zip upload."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import data
+from tests.conftest import REPO, make_class_folders
+
+PAGE = str(REPO / "pages" / "data.py")
+
+
+@pytest.fixture
+def app(workspace) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _split_table(at: AppTest):
+    tables = [d.value for d in at.dataframe if "total" in d.value.columns]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [s.value for s in at.success] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_demo_shows_counts_samples_and_split_table(app):
+    from core.demo import DEMO_CLASSES
+
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Classes"] == str(len(DEMO_CLASSES))
+    table = _split_table(app)
+    assert list(table.columns) == [*sorted(DEMO_CLASSES), "total"]
+    total_images = int(metrics["Images"].replace(",", ""))
+    assert table.loc["total", "total"] == total_images  # 0.6 + 0.2 + 0.2 uses every image
+    assert len(app.get("image")) == len(DEMO_CLASSES)  # one row of samples per class
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_edit_counts_and_save_split(app, workspace):
+    app.radio(key="split_method").set_value("counts").run()
+    app.number_input(key="train_count").set_value(50)
+    app.number_input(key="val_count").set_value(20)
+    app.number_input(key="test_count").set_value(10).run()
+    table = _split_table(app)
+    assert list(table.loc["train"])[:-1] == [50] * (len(table.columns) - 1)
+    assert list(table.loc["test"])[:-1] == [10] * (len(table.columns) - 1)
+    app.text_input(key="split_name").set_value("mine")
+    app.button(key="save_split").click().run()
+    assert not app.exception
+    assert "Saved split 'mine'" in _texts(app)
+    saved = data.load_split("mine")
+    assert {s: len(v) for s, v in saved.subsets.items()} == {
+        "train": 50 * len(saved.classes),
+        "val": 20 * len(saved.classes),
+        "test": 10 * len(saved.classes),
+    }
+    # Saving again under the same name keeps the first one and says so.
+    app.button(key="save_split").click().run()
+    assert "already exists" in _texts(app)
+
+
+def test_asking_too_much_is_a_message_not_a_traceback(app):
+    app.radio(key="split_method").set_value("counts").run()
+    app.number_input(key="train_count").set_value(app.number_input(key="train_count").max).run()
+    app.number_input(key="val_count").set_value(app.number_input(key="val_count").max).run()
+    assert not app.exception
+    assert "usable images but the split asks for" in _texts(app)
+
+
+def test_folder_with_problems_and_missing_folder(app, messy_folder, tmp_path):
+    app.radio(key="source").set_value("Folder on this computer").run()
+    app.text_input(key="folder_path").set_value(str(tmp_path / "nope")).run()
+    assert not app.exception and "is not a folder" in _texts(app)
+    app.text_input(key="folder_path").set_value(str(messy_folder)).run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Left out"] == "5" and metrics["Classes"] == "2"
+    assert any("files left out" in e.label for e in app.expander)
+
+
+def test_zip_upload_adds_a_dataset(app, tmp_path, workspace):
+    make_class_folders(tmp_path / "zoo", {"ants": 5, "bees": 5})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in (tmp_path / "zoo").rglob("*.png"):
+            z.write(f, f"zoo/{f.relative_to(tmp_path / 'zoo')}")
+    app.radio(key="source").set_value("Upload a zip").run()
+    app.file_uploader(key="zip_upload").upload("zoo.zip", buf.getvalue(), "application/zip").run()
+    app.button(key="zip_add").click().run()
+    assert not app.exception, app.exception
+    assert "Added 'zoo'" in _texts(app)
+    assert sorted(p.name for p in (workspace / "datasets" / "zoo").iterdir()) == ["ants", "bees"]
+    assert {m.label: m.value for m in app.metric}["Images"] == "10"
+
+
+def test_bad_zip_is_a_clear_message(app, workspace):
+    app.radio(key="source").set_value("Upload a zip").run()
+    app.file_uploader(key="zip_upload").upload("bad.zip", b"this is not a zip", "application/zip").run()
+    app.button(key="zip_add").click().run()
+    assert not app.exception
+    assert "not a valid zip" in _texts(app)
