@@ -1,0 +1,49 @@
+"""Shared by the benchmark scripts: machine facts and writing a section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nSpeed measured side by side in one run. Re-run with the command shown in each section.\n"
+
+
+def machine() -> str:
+    """One line: CPU model, cores, memory, Python and library versions, date."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024**2:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    versions = []
+    for mod in ("tensorflow", "keras", "numpy"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            pass
+    return (f"{cpu}, {os.cpu_count()} cores{mem}, no GPU; Python {platform.python_version()}, "
+            f"{', '.join(versions)}; {_dt.date.today().isoformat()}")
+
+
+def write_section(title: str, body: str, doc: Path = DOC) -> Path:
+    """Insert or replace the section `## title` (up to the next `## `) in docs/benchmarks.md."""
+    text = doc.read_text() if doc.exists() else HEADER
+    section = f"## {title}\n\n{body.strip()}\n\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text.rstrip() + "\n")
+    return doc
