@@ -38,6 +38,7 @@ _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel vertex positions keep small sha
 _ONE = 1 << _SHIFT
 _MARGIN = 2  # pixels kept free between the shape and the image border
 _STALE_TMP_SECONDS = 3600
+_TEXTURE = 1.0
 
 Box = tuple[int, int, int, int]
 
@@ -104,19 +105,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
             )
             # Hard-edged stripes half of the time, soft waves otherwise.
             alpha = (wave > 0).astype(np.float32) if rng.random() < 0.5 else 0.5 + 0.5 * wave
-            image = _blend(image, _colour(rng), alpha * rng.uniform(0.2, 0.5))
+            image = _blend(image, _colour(rng), alpha * rng.uniform(0.2, 0.5) * _TEXTURE)
         elif kind == "checker":
             phi = rng.uniform(0, np.pi / 2)
             cells = rng.uniform(3, 10)
             u = xs * math.cos(phi) + ys * math.sin(phi)
             v = ys * math.cos(phi) - xs * math.sin(phi)
             alpha = ((np.floor(u * cells) + np.floor(v * cells)) % 2).astype(np.float32)
-            image = _blend(image, _colour(rng), alpha * rng.uniform(0.15, 0.4))
+            image = _blend(image, _colour(rng), alpha * rng.uniform(0.15, 0.4) * _TEXTURE)
         elif kind == "blotches":
             cells = int(rng.integers(3, 8))
             small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32)
             blotches = np.stack(cv2.split(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)))
-            image = _blend(image, blotches, rng.uniform(0.3, 0.7))
+            image = _blend(image, blotches, rng.uniform(0.3, 0.7) * _TEXTURE)
         else:
             layer = cv2.merge(list(image))
             for _ in range(int(rng.integers(3, 9))):
@@ -125,7 +126,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
                 thickness = max(1, round(size * rng.uniform(0.005, 0.02)))
                 colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
                 cv2.line(layer, tuple(p0), tuple(p1), colour, thickness, cv2.LINE_AA, _SHIFT)
-            image = _blend(image, np.stack(cv2.split(layer)), rng.uniform(0.4, 0.8))
+            image = _blend(image, np.stack(cv2.split(layer)), rng.uniform(0.4, 0.8) * _TEXTURE)
     return image
 
 

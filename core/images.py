@@ -178,3 +178,13 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def tile(images: np.ndarray, pad: int = 4, background: int = 255) -> np.ndarray:
+    """Lay out images of shape (rows, cols, H, W, 3) as one (rows*(H+pad)-pad, cols*(W+pad)-pad, 3) mosaic."""
+    rows, cols, h, w, c = images.shape
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), background, dtype=images.dtype)
+    for r in range(rows):
+        for k in range(cols):
+            out[r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = images[r, k]
+    return out
