@@ -290,10 +290,13 @@ def build(config: AugmentConfig, seed: int | None = None) -> keras.Sequential:
     if not specs:
         # An empty Sequential cannot be called in Keras 3, so the identity is one Identity layer.
         return keras.Sequential([keras.layers.Identity()], name="augmentation")
+    from core import layers as custom
+
     layers = [
-        getattr(keras.layers, s.cls)(**s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind))
+        getattr(custom, s.cls, None) or getattr(keras.layers, s.cls)  # custom: a fixed RandomShear
         for s in specs
     ]
+    layers = [cls(**s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind)) for cls, s in zip(layers, specs)]
     return keras.Sequential(layers, name="augmentation")
 
 

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+import core.layers  # noqa: F401  registers the custom layers that saved models use
+
 __all__ = [
     "BASES",
     "LAST_CONV",
@@ -186,7 +188,9 @@ def build_scratch(
     filters = spec.convs(opts)
     if _final_size(spec, len(filters), input_size) < 1:
         smallest = next(s for s in range(1, 4096) if _final_size(spec, len(filters), s) >= 1)
-        raise ValueError(f"Input size {input_size} is too small for {name!r}: it needs at least {smallest} px.")
+        raise ValueError(
+            f"Input size {input_size} is too small for {name!r}: it needs at least {smallest} px."
+        )
 
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
@@ -231,7 +235,9 @@ class Preprocess(keras.layers.Layer):
     def __init__(self, mode: str = "tf", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
-            raise ValueError(f"Unknown preprocessing mode {mode!r}. Choose one of: {', '.join(PREPROCESS_MODES)}.")
+            raise ValueError(
+                f"Unknown preprocessing mode {mode!r}. Choose one of: {', '.join(PREPROCESS_MODES)}."
+            )
         self.mode = mode
 
     def call(self, inputs):
@@ -542,7 +548,8 @@ def build_transfer(
 
     `base` reuses an already built base (e.g. the one that made cached features; it is renamed
     "base" and frozen); `head` reuses a head trained on cached features (its layers are shared), in
-    which case pooling/units/dropout are ignored. Unfreeze with unfreeze() and recompile.
+    which case pooling/units/dropout are ignored. Unfreeze with unfreeze() (not base.trainable = True,
+    which would let BatchNormalization statistics drift) and recompile.
     """
     spec = base_spec(base_name)
     if base is None:
@@ -552,15 +559,23 @@ def build_transfer(
             f"The given base takes {tuple(base.input.shape[1:])} images, not ({input_size}, {input_size}, 3)."
         )
     base.name = "base"
-    base.trainable = False
+    _set_trainable(base, False)
+    if head is not None and int(head.output.shape[-1]) != (1 if num_classes == 2 else num_classes):
+        raise ValueError(
+            f"The given head has {head.output.shape[-1]} outputs, which does not fit {num_classes} classes."
+        )
     if head is None:
-        head = build_head(tuple(base.output.shape[1:]), num_classes, pooling=pooling, units=units, dropout=dropout)
+        head = build_head(
+            tuple(base.output.shape[1:]), num_classes, pooling=pooling, units=units, dropout=dropout
+        )
 
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
     x = Preprocess(spec.preprocess, name="preprocess")(x)
-    # training=False is recorded in the graph: BatchNormalization stays in inference mode (moving
-    # statistics untouched) during fit(), even after the base is unfrozen for fine-tuning.
+    # Keras 3 lets the outer call's training flag (True in fit) override this recorded
+    # training=False (keras-team/keras#20285). BatchNormalization stays in inference mode because
+    # Keras 3 runs a non-trainable BN layer in inference mode: the base is frozen here and
+    # unfreeze() keeps every BN layer frozen. training=False still covers calls with training=None.
     x = base(x, training=False)
     for layer in head.layers:
         if not isinstance(layer, layers.InputLayer):
@@ -594,6 +609,15 @@ def last_conv_layer(model: keras.Model) -> keras.Layer:
         if not is_pool and not isinstance(layer, layers.InputLayer) and len(_output_shape(layer)) == 4:
             return layer
     raise ValueError(f"Model {model.name!r} has no convolutional layer.")
+
+
+def _set_trainable(layer: keras.Layer, value: bool) -> None:
+    """Set `trainable` on a layer and all its sublayers, whatever their current state."""
+    # On the TensorFlow backend `layer.trainable = v` is skipped when layer.trainable is already v
+    # (KerasAutoTrackable short-circuits `self.x = self.x`), so sublayers frozen one by one would
+    # stay frozen. Flipping first makes the second assignment always propagate.
+    layer.trainable = not value
+    layer.trainable = value
 
 
 def _has_weights(layer: keras.Layer) -> bool:
@@ -630,7 +654,7 @@ def unfreeze(model: keras.Model, from_layer: str | None = None, top_n: int | Non
     else:
         start = 0
 
-    base.trainable = True  # sets every base layer trainable; the loop below refreezes
+    _set_trainable(base, True)  # every base layer trainable; the loop below refreezes
     for i, layer in enumerate(base_layers):
         # Frozen BatchNormalization runs in inference mode: fine-tuning with small batches would
         # otherwise wreck the ImageNet statistics.

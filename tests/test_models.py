@@ -15,7 +15,9 @@ from tests.conftest import WEIGHTS  # noqa: E402
 
 MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
 MOBILENETV2_035 = WEIGHTS / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
-needs_weights = pytest.mark.skipif(not MOBILENET_025.is_file(), reason="no shared weights in ../shared/weights")
+needs_weights = pytest.mark.skipif(
+    not MOBILENET_025.is_file(), reason="no shared weights in ../shared/weights"
+)
 
 
 def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -99,7 +101,13 @@ def test_every_base_builds_without_weights(name):
 
 @pytest.mark.parametrize(
     ("mode", "module"),
-    [("caffe", "vgg16"), ("caffe", "resnet50"), ("tf", "mobilenet_v2"), ("tf", "xception"), ("torch", "densenet")],
+    [
+        ("caffe", "vgg16"),
+        ("caffe", "resnet50"),
+        ("tf", "mobilenet_v2"),
+        ("tf", "xception"),
+        ("torch", "densenet"),
+    ],
 )
 def test_preprocess_matches_keras(mode, module):
     x = np.random.default_rng(3).uniform(0, 255, (2, 5, 7, 3)).astype("float32")
@@ -189,6 +197,7 @@ def test_imagenet_without_network_raises_weights_error(monkeypatch):
 
 
 @needs_weights
+@pytest.mark.filterwarnings("ignore:.*Weights for input shape:UserWarning")  # 64 px loads the 224 px file
 def test_imagenet_from_keras_cache_works_offline(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     shutil.copy(MOBILENET_025, tmp_path / "models" / MOBILENET_025.name)
@@ -237,6 +246,11 @@ def test_head_trained_on_cached_features_is_reused():
     x = _images(2, 64, seed=5)
     features = base.predict(_np(M.Preprocess("tf")(x)), verbose=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(features, verbose=0), atol=1e-5)
+    rows = M.summary_rows(model)
+    assert [r["name"] for r in rows][-3:] == ["avg_pool", "dropout", "output"]
+    assert rows[-1]["output_shape"] == "(None, 3)" and rows[-1]["trainable_params"] == 256 * 3 + 3
+    with pytest.raises(ValueError, match="outputs"):
+        M.build_transfer("mobilenet_0.25", 64, 2, weights=None, base=base, head=head)
     with pytest.raises(ValueError, match="96"):
         M.build_transfer("mobilenet_0.25", 96, 3, weights=None, base=base)
 
@@ -261,23 +275,25 @@ def test_unfreeze_mobilenetv2_keeps_batchnorm_frozen_and_in_inference_mode():
     bn = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
     x = _images(4, 32, seed=7)
 
-    # Even with every BatchNormalization layer trainable, the base is called with training=False.
-    base.trainable = True
-    mean = [_np(layer.moving_mean).copy() for layer in bn]
-    model(x, training=True)
-    assert all(np.array_equal(m, _np(layer.moving_mean)) for m, layer in zip(mean, bn))
-    base(M.Preprocess("tf")(x), training=True)  # control: a direct training call does update them
-    assert not all(np.array_equal(m, _np(layer.moving_mean)) for m, layer in zip(mean, bn))
+    def moving_means() -> list[np.ndarray]:
+        return [_np(layer.moving_mean).copy() for layer in bn]
 
     now = M.unfreeze(model, top_n=5)
     assert now == ["block_15_project", "block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1"]
     assert not any(layer.trainable for layer in bn)
-    mean = [_np(layer.moving_mean).copy() for layer in bn]
-    model(x, training=True)
-    assert all(np.array_equal(m, _np(layer.moving_mean)) for m, layer in zip(mean, bn))
-
     everything = M.unfreeze(model)
     assert len(everything) > 30 and not any(layer.trainable for layer in bn)
+    assert all(layer.trainable for layer in base.layers if layer.weights and layer not in bn)
+
+    # Keras 3 passes fit()'s training=True down into the base despite base(x, training=False):
+    # only the frozen BatchNormalization layers keep the moving statistics fixed.
+    before = moving_means()
+    model(x, training=True)
+    assert all(np.array_equal(a, b) for a, b in zip(before, moving_means()))
+    bn[0].trainable = True  # control: a trainable BN layer does update in training mode
+    model(x, training=True)
+    assert not np.array_equal(before[0], moving_means()[0])
+
     with pytest.raises(ValueError, match="not both"):
         M.unfreeze(model, from_layer="Conv_1", top_n=2)
     with pytest.raises(ValueError, match="no pretrained base"):
