@@ -98,11 +98,26 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 TRAIN_FLAGS = {  # flag -> TrainConfig field
-    "split": "split", "mode": "mode", "model": "model", "size": "image_size", "resize": "resize_policy",
-    "augment": "augment_name", "weights": "weights", "epochs": "epochs", "batch_size": "batch_size",
-    "lr": "learning_rate", "optimizer": "optimizer", "schedule": "lr_schedule", "patience": "patience",
-    "seed": "seed", "precision": "precision", "xla": "jit_compile", "from_run": "from_run",
-    "unfreeze_from": "unfreeze_from", "unfreeze_top": "unfreeze_top", "head_pooling": "head_pooling",
+    "split": "split",
+    "mode": "mode",
+    "model": "model",
+    "size": "image_size",
+    "resize": "resize_policy",
+    "augment": "augment_name",
+    "weights": "weights",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "learning_rate",
+    "optimizer": "optimizer",
+    "schedule": "lr_schedule",
+    "patience": "patience",
+    "seed": "seed",
+    "precision": "precision",
+    "xla": "jit_compile",
+    "from_run": "from_run",
+    "unfreeze_from": "unfreeze_from",
+    "unfreeze_top": "unfreeze_top",
+    "head_pooling": "head_pooling",
     "name": "name",
 }
 
@@ -118,14 +133,23 @@ def _follow(run_id: str, workspace) -> int:
         while True:
             rows = [r for r in runs.metrics(run_id, workspace) if r.get("kind") == "epoch"]
             for r in rows[shown:]:
-                val = (f"  val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.3f}"
-                       if "val_loss" in r else "")
-                print(f"epoch {r['epoch']:>3}  loss {r.get('loss', float('nan')):.4f}  "
-                      f"acc {r.get('accuracy', float('nan')):.3f}{val}  {r.get('images_per_s', 0):.0f} img/s", flush=True)
+                val = (
+                    f"  val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.3f}"
+                    if "val_loss" in r
+                    else ""
+                )
+                print(
+                    f"epoch {r['epoch']:>3}  loss {r.get('loss', float('nan')):.4f}  "
+                    f"acc {r.get('accuracy', float('nan')):.3f}{val}  {r.get('images_per_s', 0):.0f} img/s",
+                    flush=True,
+                )
             shown = len(rows)
             status = runs.status(run_id, workspace)
             if status["state"] not in runs.ACTIVE_STATES:
-                print(f"run {run_id}: {status['state']}" + (f" ({status['error']})" if status.get("error") else ""))
+                print(
+                    f"run {run_id}: {status['state']}"
+                    + (f" ({status['error']})" if status.get("error") else "")
+                )
                 return 0 if status["state"] in ("done", "stopped") else 1
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -164,11 +188,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "list":
         for run in runs.list_runs(args.workspace):
             c, s = run["config"], run["status"]
-            best = max((r.get("val_accuracy", 0) for r in runs.metrics(run["id"], args.workspace)
-                        if r.get("kind") == "epoch"), default=None)
+            best = max(
+                (
+                    r.get("val_accuracy", 0)
+                    for r in runs.metrics(run["id"], args.workspace)
+                    if r.get("kind") == "epoch"
+                ),
+                default=None,
+            )
             best_text = f"best val_acc {best:.3f}" if best is not None else ""
-            print(f"{run['id']:<48} {s['state']:<11} {c.get('mode', ''):<9} {c.get('model', ''):<14} "
-                  f"epoch {s.get('epoch', 0)}/{c.get('epochs', '?')}  {best_text}")
+            print(
+                f"{run['id']:<48} {s['state']:<11} {c.get('mode', ''):<9} {c.get('model', ''):<14} "
+                f"epoch {s.get('epoch', 0)}/{c.get('epochs', '?')}  {best_text}"
+            )
         return 0
     if args.runs_command == "show":
         s = runs.status(args.id, args.workspace)
@@ -242,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a JSON file of TrainConfig fields (e.g. a run's config.json)")
     t.add_argument("--split", help="saved split name")
     t.add_argument("--mode", choices=["scratch", "features", "frozen", "finetune"])
-    t.add_argument("--model", help="scratch net (seed000, seed002, seed003, small) or base (vgg16, mobilenet_0.5, ...)")
+    t.add_argument(
+        "--model", help="scratch net (seed000, seed002, seed003, small) or base (vgg16, mobilenet_0.5, ...)"
+    )
     t.add_argument("--size", type=int, help="image size in pixels")
     t.add_argument("--resize", choices=["stretch", "crop", "pad"])
     t.add_argument("--augment", help="augmentation preset or saved config name")
@@ -267,8 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list, show, stop and resume runs")
     rsub = r.add_subparsers(dest="runs_command", required=True)
     rsub.add_parser("list", help="every run, newest first").set_defaults(func=cmd_runs)
-    for name, text in (("show", "state and progress of a run"), ("stop", "stop after the current batch"),
-                       ("resume", "continue a stopped or interrupted run")):
+    for name, text in (
+        ("show", "state and progress of a run"),
+        ("stop", "stop after the current batch"),
+        ("resume", "continue a stopped or interrupted run"),
+    ):
         p = rsub.add_parser(name, help=text)
         p.add_argument("id")
         if name != "stop":

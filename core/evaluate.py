@@ -42,15 +42,23 @@ def load_run_model(run_id: str, which: str = "best", workspace: str | os.PathLik
         from core.data import load_split
 
         classes = load_split(config["split"], workspace).classes
-    return RunModel(load_model(file), list(classes), int(config["image_size"]), config.get("resize_policy", "stretch"),
-                    run_id, which)
+    return RunModel(
+        load_model(file),
+        list(classes),
+        int(config["image_size"]),
+        config.get("resize_policy", "stretch"),
+        run_id,
+        which,
+    )
 
 
 def probabilities(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, C) class probabilities; a sigmoid output p becomes [1 - p, p]."""
     out = []
     for i in range(0, len(images), batch_size):
-        p = np.asarray(model(np.asarray(images[i : i + batch_size], dtype=np.float32), training=False), dtype=np.float64)
+        p = np.asarray(
+            model(np.asarray(images[i : i + batch_size], dtype=np.float32), training=False), dtype=np.float64
+        )
         out.append(np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p)
     return np.concatenate(out) if out else np.zeros((0, 0))
 
@@ -80,7 +88,9 @@ def predict_sources(run: RunModel, sources: list[tuple[str, object]]) -> list[Pr
         probs = probabilities(run.model, np.stack(images))
         for name, p in zip(names, probs):
             k = int(np.argmax(p))
-            results[name] = Prediction(name, run.classes[k], float(p[k]), dict(zip(run.classes, map(float, p))))
+            results[name] = Prediction(
+                name, run.classes[k], float(p[k]), dict(zip(run.classes, map(float, p)))
+            )
     return [results[name] for name, _ in sources]
 
 
@@ -89,8 +99,13 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p.name)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and is_image_name(p.name)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def predict_paths(run: RunModel, paths: list[str | os.PathLike]) -> list[Prediction]:

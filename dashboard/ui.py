@@ -84,6 +84,13 @@ STEPS: tuple[Step, ...] = (
 )
 
 
+def link_to(title: str, label: str | None = None) -> None:
+    """A link to another step's page, when that page exists in this version of the app."""
+    step = next(s for s in (HOME, *STEPS) if s.title == title)
+    if step.available:
+        st.page_link(str(step.path), label=label or step.title, icon=step.icon)
+
+
 def workspace() -> Path:
     return workspace_dir()
 
@@ -196,3 +203,32 @@ def sidebar() -> None:
         st.caption(f"Workspace: `{workspace()}`")
         path = dataset_path()
         st.caption(f"Dataset: `{path.name}`")
+
+
+def _progress_text(status: dict) -> str:
+    epoch, epochs = status.get("epoch") or 0, status.get("epochs") or "?"
+    text = f"epoch {epoch}/{epochs}"
+    if status.get("batches"):
+        text += f", batch {status.get('batch') or 0}/{status['batches']}"
+    return text + (f" — {status['message']}" if status.get("message") else "")
+
+
+@st.fragment(run_every=2.0)
+def active_runs_ui() -> None:
+    """Queued and running runs with a stop button each; refreshes itself every 2 s."""
+    from core import runs
+
+    active = [r for r in runs.list_runs() if r["status"]["state"] in runs.ACTIVE_STATES]
+    st.subheader("Running now")
+    if not active:
+        st.caption("Nothing is training.")
+        return
+    for run in active:
+        status = run["status"]
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"**{run['id']}** · {status['state']} · {_progress_text(status)}")
+        if (run["path"] / "stop.request").exists():
+            right.caption("stopping...")
+        elif right.button("Stop", key=f"stop_{run['id']}", icon=":material/stop:"):
+            runs.stop(run["id"])
+            right.caption("stopping...")

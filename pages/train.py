@@ -1,0 +1,320 @@
+"""Train: choose what to train and how, see the model before it runs, launch it in the background."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import streamlit as st
+
+from core import augment, models, runs, train
+from core.train import TrainConfig
+from dashboard import ui
+
+MODES = {
+    "scratch": (
+        "From scratch",
+        "A new network learns everything from your pictures. Needs many pictures "
+        "and time; augmentation helps it not to memorise them.",
+    ),
+    "features": (
+        "Pretrained features (fast)",
+        "A network trained on ImageNet's 1.2 million photos looks at each "
+        "picture once; only a small new classifier on top learns your classes. Fast and accurate.",
+    ),
+    "frozen": (
+        "Pretrained + augmentation",
+        "Like the fast way, but every epoch shows the pretrained network "
+        "freshly varied pictures. Slower, a little more accurate.",
+    ),
+    "finetune": (
+        "Fine-tune a previous run",
+        "Start from a pretrained-features run and gently retrain the top "
+        "layers of the pretrained network too, at a low learning rate.",
+    ),
+}
+BASE_CHOICES = [
+    "vgg16",
+    "xception",
+    "resnet50",
+    "efficientnetb0",
+    "densenet121",
+    "mobilenetv2",
+    "mobilenetv2_0.35",
+    "mobilenet",
+    "mobilenet_0.5",
+    "mobilenet_0.25",
+]
+WEIGHT_SOURCES = {
+    "imagenet": "ImageNet (downloaded once; needs internet)",
+    "file": "A local weights file",
+    "none": "None: random start (for testing)",
+}
+QUICK_DEMO = {
+    "train_model": "small",
+    "train_size": 64,
+    "train_optimizer": "adam",
+    "train_lr": 1e-3,
+    "train_epochs": 8,
+    "train_batch": 32,
+    "train_augment": "none",
+}
+
+
+def apply_mode_defaults() -> None:
+    """When the mode changes, put the seeds' settings for that mode into the widgets."""
+    mode = st.session_state["train_mode"]
+    d = train.seed_defaults(mode)
+    st.session_state.update(
+        {
+            "train_optimizer": d["optimizer"],
+            "train_lr": d["learning_rate"],
+            "train_batch": d["batch_size"],
+            "train_epochs": d["epochs"],
+            "train_augment": d.get("augment_name", "none"),
+        }
+    )
+    if "model" in d:
+        st.session_state["train_model"] = d["model"]
+        st.session_state["train_size"] = d["image_size"]
+
+
+def apply_model_size() -> None:
+    name = st.session_state["train_model"]
+    if name in models.SCRATCH_NETS:
+        st.session_state["train_size"] = models.SCRATCH_DEFAULT_SIZE[name]
+
+
+def finetune_sources() -> dict[str, str]:
+    """Finished runs whose model has a pretrained base: id -> label."""
+    out = {}
+    for run in runs.list_runs():
+        c = run["config"]
+        if c.get("mode") in ("features", "frozen", "finetune") and (run["path"] / "best.keras").exists():
+            out[run["id"]] = f"{run['id']} ({c.get('model')}, {run['status']['state']})"
+    return out
+
+
+def config_ui(split_name: str) -> TrainConfig | None:
+    """All the widgets; returns the TrainConfig they describe (None with a message when invalid)."""
+    st.session_state.setdefault("train_mode", "scratch")
+    if "train_model" not in st.session_state:
+        apply_mode_defaults()
+    mode = st.radio(
+        "How to train",
+        list(MODES),
+        format_func=lambda m: MODES[m][0],
+        horizontal=True,
+        key="train_mode",
+        on_change=apply_mode_defaults,
+    )
+    st.caption(MODES[mode][1])
+    values: dict = {"split": split_name, "mode": mode}
+    left, right = st.columns(2)
+    with left:
+        if mode == "scratch":
+            names = list(models.SCRATCH_NETS)
+            if st.session_state.get("train_model") not in names:
+                st.session_state["train_model"] = "seed000"
+            values["model"] = st.selectbox(
+                "Network",
+                names,
+                key="train_model",
+                on_change=apply_model_size,
+                help="seed000 is the tutorials' net; small trains in seconds.",
+            )
+            st.caption(models.SCRATCH_NETS[values["model"]].description)
+        elif mode in ("features", "frozen"):
+            if st.session_state.get("train_model") not in BASE_CHOICES:
+                st.session_state["train_model"] = "vgg16"
+            values["model"] = st.selectbox("Pretrained network", BASE_CHOICES, key="train_model")
+            st.caption(models.base_spec(values["model"]).description)
+            source = st.radio(
+                "Pretrained weights",
+                list(WEIGHT_SOURCES),
+                format_func=WEIGHT_SOURCES.get,
+                key="train_weights_source",
+            )
+            if source == "file":
+                path = st.text_input(
+                    "Weights file (.h5)",
+                    key="train_weights_path",
+                    placeholder="/path/to/mobilenet_5_0_224_tf_no_top.h5",
+                )
+                values["weights"] = path.strip() or "none"
+            else:
+                values["weights"] = source
+        else:
+            sources = finetune_sources()
+            if not sources:
+                st.info("Fine-tuning starts from a finished pretrained-features run. Train one first.")
+                return None
+            values["from_run"] = st.selectbox(
+                "Start from run", list(sources), format_func=sources.get, key="train_from_run"
+            )
+            source_model = next(r for r in runs.list_runs() if r["id"] == values["from_run"])
+            base_name = source_model["config"]["model"]
+            how = st.radio(
+                "Retrain",
+                ["from a named layer up", "the top N layers"],
+                horizontal=True,
+                key="train_unfreeze_how",
+            )
+            if how == "the top N layers":
+                values["unfreeze_top"] = st.number_input("N", 1, 200, 4, key="train_unfreeze_top")
+            else:
+                values["unfreeze_from"] = st.text_input(
+                    "First layer to retrain",
+                    key="train_unfreeze_from",
+                    value=models.base_spec(base_name).finetune_from,
+                )
+        if mode != "features":
+            configs = augment.list_configs()
+            values["augment_name"] = st.selectbox(
+                "Augmentation",
+                configs,
+                key="train_augment",
+                help="Presets and the settings you saved on the Augment page.",
+            )
+            try:
+                st.caption("; ".join(augment.describe(augment.load_config(values["augment_name"]))) or "none")
+            except KeyError:
+                pass
+    with right:
+        if mode != "finetune":
+            values["image_size"] = st.number_input("Image size (pixels)", 32, 512, step=2, key="train_size")
+        c1, c2 = st.columns(2)
+        values["optimizer"] = c1.selectbox("Optimizer", list(train.OPTIMIZERS), key="train_optimizer")
+        values["learning_rate"] = c2.number_input(
+            "Learning rate",
+            1e-7,
+            0.5,
+            format="%.0e",
+            key="train_lr",
+            help="How big each correction step is. The tutorials use 1e-4 "
+            "from scratch, 2e-5 for pretrained heads, 1e-5 to fine-tune.",
+        )
+        c1, c2, c3 = st.columns(3)
+        values["epochs"] = c1.number_input(
+            "Epochs", 1, 1000, key="train_epochs", help="Passes over all training pictures."
+        )
+        values["batch_size"] = c2.number_input("Batch size", 1, 1024, key="train_batch")
+        values["patience"] = c3.number_input(
+            "Stop early after",
+            0,
+            100,
+            0,
+            key="train_patience",
+            help="Stop when validation loss has not improved for this many epochs (0: never).",
+        )
+        with st.expander("More settings"):
+            c1, c2 = st.columns(2)
+            values["lr_schedule"] = c1.selectbox(
+                "Learning-rate schedule", list(train.SCHEDULES), key="train_schedule"
+            )
+            values["resize_policy"] = c2.selectbox(
+                "Fit pictures by", ["stretch", "crop", "pad"], key="train_resize"
+            )
+            values["seed"] = c1.number_input("Random seed", 0, 2**31 - 1, 0, key="train_seed")
+            values["class_weights"] = c2.checkbox("Weight rare classes more", key="train_class_weights")
+            values["precision"] = c1.selectbox(
+                "Number precision",
+                list(train.PRECISIONS),
+                key="train_precision",
+                help="auto: bfloat16 where the hardware has it, float32 otherwise.",
+            )
+            values["jit_compile"] = c2.selectbox(
+                "XLA compilation",
+                ["auto", "on", "off"],
+                key="train_xla",
+                help="auto: on GPUs only (it is slower on CPUs).",
+            )
+            values["name"] = st.text_input("Run label (optional)", key="train_name")
+    try:
+        return TrainConfig.from_dict(values)
+    except ValueError as e:
+        ui.show_error(e)
+        return None
+
+
+@st.cache_resource(show_spinner="Building the model...", max_entries=8)
+def summary_of(config_json: str, num_classes: int) -> tuple[list[dict], int, int]:
+    import json
+
+    config = TrainConfig.from_dict(json.loads(config_json))
+    model = train.build_model(config, num_classes, ui.workspace())
+    trainable, frozen = models.param_counts(model)
+    return models.summary_rows(model), trainable, frozen
+
+
+def summary_ui(config: TrainConfig, num_classes: int) -> None:
+    """Layers, output shapes, trainable and frozen weights, before anything runs."""
+    import json
+
+    # The summary never downloads: pretrained weights do not change the shapes or counts.
+    shape_only = (
+        dataclasses.replace(config, weights="none") if config.mode in ("features", "frozen") else config
+    )
+    try:
+        rows, trainable, frozen = summary_of(json.dumps(shape_only.to_dict(), sort_keys=True), num_classes)
+    except Exception as e:  # a bad layer name, an unusable source run...
+        ui.show_error(e)
+        return
+    a, b, c = st.columns(3)
+    a.metric("Weights that learn", f"{trainable:,}")
+    b.metric("Frozen weights", f"{frozen:,}")
+    c.metric("Classes", num_classes)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_summary")
+
+
+def device_ui(config: TrainConfig) -> None:
+    plan = train.device_plan(config)
+    why = (
+        ""
+        if config.precision != "auto"
+        else (
+            " (this processor has bfloat16 hardware)"
+            if plan["precision"] == "mixed_bfloat16" and plan["gpus"] == 0
+            else " (no bfloat16 hardware here)"
+            if plan["precision"] == "float32"
+            else ""
+        )
+    )
+    st.caption(
+        f"Runs on: **{plan['device']}**, precision **{plan['precision']}**{why}, "
+        f"XLA **{'on' if plan['jit_compile'] else 'off'}**."
+    )
+
+
+st.title("Train")
+st.caption(
+    "Pick the pictures, the network and the settings; the model trains in the background, so you can "
+    "close this tab or move on. Watch it on the Monitor page."
+)
+split = ui.split_picker(key="train_split")
+if split is None:
+    st.stop()
+if st.button(
+    "Quick demo settings",
+    key="train_quick",
+    icon=":material/bolt:",
+    help="A small network on 64-pixel pictures: trains in about a minute on a laptop.",
+):
+    st.session_state["train_mode"] = "scratch"
+    st.session_state.update(QUICK_DEMO)
+config = config_ui(split.name)
+if config is None:
+    st.stop()
+device_ui(config)
+with st.expander("Model summary", expanded=False):
+    summary_ui(config, len(split.classes))
+if st.button("Start training", key="train_launch", type="primary", icon=":material/play_arrow:"):
+    try:
+        final = train.finalize(config, ui.workspace())
+        run_id = runs.submit(final.to_dict())
+    except (ValueError, OSError, KeyError) as e:
+        ui.show_error(e)
+    else:
+        st.success(f"Started run `{run_id}`. It keeps going if you leave this page.")
+        ui.link_to("Monitor", "Watch it on the Monitor page")
+ui.active_runs_ui()

@@ -1,0 +1,73 @@
+"""AppTest for the Train page: defaults per mode, summary before launch, launch and stop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import data, demo, runs
+from tests.conftest import REPO
+
+PAGE = str(REPO / "pages" / "train.py")
+
+
+@pytest.fixture
+def tiny_split(workspace):
+    root = demo.generate(workspace / "datasets" / "shapes", per_class=24, size=48)
+    split = data.make_split(data.scan(root), data.SplitSpec("counts", 12, 6, 6))
+    data.save_split(split, name="shapes")
+    return split
+
+
+@pytest.fixture
+def app(tiny_split) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_no_split_points_to_data_page(workspace):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("Data" in i.value for i in at.info)
+
+
+def test_seed_defaults_follow_the_mode(app):
+    assert app.selectbox(key="train_model").value == "seed000"
+    assert app.number_input(key="train_lr").value == pytest.approx(1e-4)
+    assert app.number_input(key="train_size").value == 150
+    app.radio(key="train_mode").set_value("features").run()
+    assert app.selectbox(key="train_model").value == "vgg16"
+    assert app.number_input(key="train_lr").value == pytest.approx(2e-5)
+    assert app.selectbox(key="train_optimizer").value == "rmsprop"
+
+
+def test_summary_shows_exact_counts_before_launch(app):
+    metrics = {m.label: m.value for m in app.metric}
+    # seed000 for 4 demo classes: 3,453,121 for 2 classes + 3 more outputs x 513 weights each.
+    assert metrics["Weights that learn"] == f"{3_453_121 + 3 * 513:,}"
+    assert metrics["Frozen weights"] == "0"
+    app.radio(key="train_mode").set_value("features").run()
+    metrics = {m.label: m.value for m in app.metric}
+    assert int(metrics["Frozen weights"].replace(",", "")) == 14_714_688  # VGG16's convolutional base
+
+
+def test_launch_quick_demo_then_stop(app, workspace):
+    app.button(key="train_quick").click().run()
+    app.number_input(key="train_epochs").set_value(50).run()
+    app.button(key="train_launch").click().run()
+    assert not app.exception, app.exception
+    assert any("Started run" in s.value for s in app.success)
+    [run] = runs.list_runs()
+    assert run["config"]["model"] == "small" and run["config"]["image_size"] == 64
+    assert run["config"]["augment"] is not None  # the snapshot that makes the run repeatable
+    deadline = time.time() + 120
+    while runs.status(run["id"])["state"] != "running" and time.time() < deadline:
+        time.sleep(0.5)
+    app.run()
+    app.button(key=f"stop_{run['id']}").click().run()
+    while runs.status(run["id"])["state"] in runs.ACTIVE_STATES and time.time() < deadline:
+        time.sleep(0.5)
+    assert runs.status(run["id"])["state"] == "stopped"
