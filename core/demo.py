@@ -39,6 +39,8 @@ _ONE = 1 << _SHIFT
 _MARGIN = 2  # pixels kept free between the shape and the image border
 _STALE_TMP_SECONDS = 3600
 _TEXTURE = 1.0
+_NOISE = 1.0
+_SIZE_RANGE = (0.25, 0.6)
 
 Box = tuple[int, int, int, int]
 
@@ -153,7 +155,7 @@ def _outline(rng: np.random.Generator, cls: str, radius: float) -> np.ndarray | 
 
 def _shape_mask(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
     """Anti-aliased coverage mask (size, size) uint8 of one randomly placed shape."""
-    radius = rng.uniform(0.25, 0.6) * size / 2
+    radius = rng.uniform(*_SIZE_RANGE) * size / 2
     verts = _outline(rng, cls, radius)
     if verts is None:
         lo, hi = np.array([-radius, -radius]), np.array([radius, radius])
@@ -217,7 +219,7 @@ def _draw_sample(rng: np.random.Generator, cls: str, size: int) -> tuple[np.ndar
     image = _blend(background, colour * shade, alpha)
     oy, ox = rng.integers(0, size, 2)
     noise = _noise_bank(size)[rng.permutation(3), oy : oy + size, ox : ox + size]
-    image += noise * rng.uniform(2.0, 9.0)
+    image += noise * rng.uniform(2.0, 9.0) * _NOISE
     image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     return cv2.merge(list(image)), mask, _mask_box(mask)
 

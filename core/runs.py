@@ -172,6 +172,13 @@ def launch(
     return proc.pid
 
 
+def submit(config: dict, workspace: str | os.PathLike | None = None) -> str:
+    """Create a run for a finalized config (core.train.finalize) and start its process; returns its id."""
+    run_id = create_run(config, workspace)
+    launch(run_id, workspace)
+    return run_id
+
+
 def stop(run_id: str, workspace: str | os.PathLike | None = None) -> None:
     """Ask a run to stop after its current batch (it keeps its checkpoints)."""
     path = run_dir(run_id, workspace)

@@ -472,39 +472,37 @@ def augmentation_for(config: TrainConfig):
 
 
 def build_model(config: TrainConfig, num_classes: int, workspace: Path | None = None):
-    """The model a fresh run of this config trains (features mode: the full image model)."""
+    """The model a fresh run of this config trains on images (features mode: the full image model)."""
     from core import models
 
     aug = augmentation_for(config) if config.mode != "features" else None
     if config.mode == "scratch":
-        return models.build_scratch(
-            config.model, config.image_size, num_classes, augmentation=aug, **config.scratch_options
-        )
+        return models.build_scratch(config.model, config.image_size, num_classes, augmentation=aug,
+                                    **config.scratch_options)
     if config.mode in ("features", "frozen"):
-        return models.build_transfer(
-            config.model,
-            config.image_size,
-            num_classes,
-            weights=resolve_weights(config),
-            augmentation=aug,
-            pooling=config.head_pooling,
-            units=config.head_units,
-            dropout=config.head_dropout,
-        )
-    source = _source_model_path(config, workspace)
-    model = load_model(source, compile=False)
-    names = [layer.name for layer in model.layers]
-    if aug is not None and "augmentation" not in names:
-        import keras
-
-        inputs = keras.Input(model.input_shape[1:], name="image")
-        model = keras.Model(inputs, model(aug(inputs)), name=f"{model.name}_finetune")
-    models.unfreeze(
-        model if aug is None or "augmentation" in names else model.layers[-1],
-        from_layer=config.unfreeze_from,
-        top_n=config.unfreeze_top,
-    )
+        return models.build_transfer(config.model, config.image_size, num_classes, weights=resolve_weights(config),
+                                     augmentation=aug, pooling=config.head_pooling, units=config.head_units,
+                                     dropout=config.head_dropout)
+    source = load_model(_source_model_path(config, workspace), compile=False)
+    model = models.build_transfer(config.model, config.image_size, num_classes, augmentation=aug,
+                                  base=models.base_of(source), head=head_of(source))
+    models.unfreeze(model, from_layer=config.unfreeze_from, top_n=config.unfreeze_top)
     return model
+
+
+def head_of(model):
+    """The layers after the base of a transfer model, as a model on base features."""
+    import keras
+
+    from core import models
+
+    base = models.base_of(model)
+    names = [layer.name for layer in model.layers]
+    inputs = keras.Input(tuple(base.output.shape[1:]), name="features")
+    x = inputs
+    for layer in model.layers[names.index("base") + 1 :]:
+        x = layer(x)
+    return keras.Model(inputs, x, name="head")
 
 
 def resolve_weights(config: TrainConfig) -> str | None:
@@ -555,15 +553,16 @@ def extract_features(
     return feats, False
 
 
-def feature_extractor(config: TrainConfig):
+def feature_extractor(config: TrainConfig, base=None):
     """Image (float 0-255) -> base features: the Preprocess layer then the frozen base."""
     import keras
 
     from core import models
 
-    base = models.build_base(config.model, config.image_size, resolve_weights(config))
+    if base is None:
+        base = models.build_base(config.model, config.image_size, resolve_weights(config))
     inputs = keras.Input((config.image_size, config.image_size, 3), name="image")
-    x = models.Preprocess(models.BASES[models.base_key(config.model)].preprocess)(inputs)
+    x = models.Preprocess(models.base_spec(config.model).preprocess)(inputs)
     return keras.Model(inputs, base(x, training=False), name="feature_extractor")
 
 
@@ -592,21 +591,23 @@ def run_training(control: RunControl) -> str:
 
     with distribution_scope(plan["gpus"]):
         if config.mode == "features":
-            full = build_model(config, num_classes, data.workspace)
-            fx = feature_extractor_from(full)
+            from core import models
+
+            base = models.build_base(config.model, config.image_size, resolve_weights(config))
+            fx = feature_extractor(config, base)
 
             def progress(label):
                 return lambda d, t: control.update(message=f"extracting {label} features {d}/{t}")
 
-            x_train, hit_train = extract_features(
-                config, data.train, data.workspace, fx, progress("training")
-            )
+            x_train, hit_train = extract_features(config, data.train, data.workspace, fx, progress("training"))
             x_val, hit_val = extract_features(config, data.val, data.workspace, fx, progress("validation"))
             control.update(message=None, feature_cache_hit=bool(hit_train and hit_val))
-            head = full.get_layer("head")
-            train_model = load_model(control.path / "resume.keras") if state else head
-            if state:  # the resumed head carries its optimizer state; put its weights into the full model
-                head.set_weights(train_model.get_weights())
+            if state:  # the saved head carries its optimizer state
+                train_model = load_model(control.path / "resume.keras")
+            else:
+                train_model = models.build_head(tuple(x_train.shape[1:]), num_classes, pooling=config.head_pooling,
+                                                units=config.head_units, dropout=config.head_dropout)
+            full = models.build_transfer(config.model, config.image_size, num_classes, base=base, head=train_model)
             steps = math.ceil(len(y_train) / config.batch_size)
             if not state:
                 compile_model(train_model, config, num_classes, steps, plan["jit_compile"])
@@ -655,16 +656,28 @@ def run_training(control: RunControl) -> str:
     return "stopped" if run_cb.stopped else "done"
 
 
-def feature_extractor_from(full):
-    """The image -> features part of a transfer model (its Preprocess layer and base)."""
-    import keras
 
-    inputs = keras.Input(full.input_shape[1:], name="image")
-    x = inputs
-    for layer in full.layers[1:]:
-        if layer.name == "augmentation":
-            continue
-        x = layer(x, training=False) if layer.name == "base" else layer(x)
-        if layer.name == "base":
-            break
-    return keras.Model(inputs, x, name="feature_extractor")
+def finalize(config: TrainConfig, workspace: str | os.PathLike | None = None) -> TrainConfig:
+    """Fill in what a run must record to be repeatable: the augmentation snapshot, and for
+    fine-tuning the source run's base, image size, resize policy and split."""
+    from core import augment, models
+    from core.runs import run_dir
+
+    changes: dict[str, Any] = {}
+    if config.mode == "finetune":
+        source = TrainConfig.from_dict(read_json(run_dir(config.from_run, workspace) / "config.json"))
+        if source.mode not in ("features", "frozen", "finetune"):
+            raise ConfigError(f"from_run: run '{config.from_run}' trained a {source.mode} model; fine-tuning "
+                              "needs a model with a pretrained base (a feature-extraction run)")
+        changes.update(model=source.model, image_size=source.image_size, resize_policy=source.resize_policy,
+                       split=config.split or source.split, weights="none")
+        if config.unfreeze_from is None and config.unfreeze_top is None:
+            changes["unfreeze_from"] = models.base_spec(source.model).finetune_from
+    if config.augment is None:
+        try:
+            changes["augment"] = augment.load_config(config.augment_name, workspace).to_dict()
+        except KeyError as e:
+            raise ConfigError(f"augment_name: no augmentation config named '{config.augment_name}'") from e
+    if not config.split and not changes.get("split"):
+        raise ConfigError("split: choose a saved split")
+    return dataclasses.replace(config, **changes)

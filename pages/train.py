@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pandas as pd
@@ -176,10 +177,8 @@ def config_ui(split_name: str) -> TrainConfig | None:
                 key="train_augment",
                 help="Presets and the settings you saved on the Augment page.",
             )
-            try:
+            with contextlib.suppress(KeyError):
                 st.caption("; ".join(augment.describe(augment.load_config(values["augment_name"]))) or "none")
-            except KeyError:
-                pass
     with right:
         if mode != "finetune":
             values["image_size"] = st.number_input("Image size (pixels)", 32, 512, step=2, key="train_size")
