@@ -84,7 +84,9 @@ def run() -> dict[str, list[float]]:
     cold = redraw(configs)
     warm = [redraw(configs) for _ in range(REPEATS)]
     # A slider moved: 'strong' gets a new rotation each time (new layer stack, new rotation draws).
-    changed = [redraw([configs[0], dataclasses.replace(configs[1], rotation_deg=31.0 + i)]) for i in range(REPEATS)]
+    changed = [
+        redraw([configs[0], dataclasses.replace(configs[1], rotation_deg=31.0 + i)]) for i in range(REPEATS)
+    ]
     per_seed = [redraw(configs, batched=False) for _ in range(REPEATS)]
     return {"import": [t_import], "cold": [cold], "warm": warm, "changed": changed, "per_seed": per_seed}
 

@@ -33,7 +33,8 @@ def seed_way(data: Path) -> tuple[int, float]:
     from tf_keras.preprocessing.image import ImageDataGenerator
 
     gen = ImageDataGenerator(rescale=1 / 255).flow_from_directory(
-        data, target_size=SIZE, batch_size=20, class_mode="binary", shuffle=True, seed=0)
+        data, target_size=SIZE, batch_size=20, class_mode="binary", shuffle=True, seed=0
+    )
     start, n = time.perf_counter(), 0
     for _ in range(len(gen)):
         x, _y = next(gen)
@@ -99,8 +100,10 @@ def main() -> None:
         lines.append(f"| {name} | {n:,} | {t:.2f} | {n / t:,.0f} | {n / t / seed_rate:.1f}x |")
     table = "\n".join(lines)
     print(table)
-    body = (f"One epoch over `{data.name}` ({rows[0][1]:,} photos) at {SIZE[0]}x{SIZE[1]}.\n\n"
-            f"Command: `.venv/bin/python benchmarks/bench_data.py --write`\n\nMachine: {machine()}\n\n{table}")
+    body = (
+        f"One epoch over `{data.name}` ({rows[0][1]:,} photos) at {SIZE[0]}x{SIZE[1]}.\n\n"
+        f"Command: `.venv/bin/python benchmarks/bench_data.py --write`\n\nMachine: {machine()}\n\n{table}"
+    )
     if args.write:
         print(f"wrote {write_section('Data loading: one epoch at 150x150', body)}")
 

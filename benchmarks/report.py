@@ -9,7 +9,9 @@ import re
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nSpeed measured side by side in one run. Re-run with the command shown in each section.\n"
+HEADER = (
+    "# Benchmarks\n\nSpeed measured side by side in one run. Re-run with the command shown in each section.\n"
+)
 
 
 def machine() -> str:
@@ -34,8 +36,10 @@ def machine() -> str:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             pass
-    return (f"{cpu}, {os.cpu_count()} cores{mem}, no GPU; Python {platform.python_version()}, "
-            f"{', '.join(versions)}; {_dt.date.today().isoformat()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores{mem}, no GPU; Python {platform.python_version()}, "
+        f"{', '.join(versions)}; {_dt.date.today().isoformat()}"
+    )
 
 
 def write_section(title: str, body: str, doc: Path = DOC) -> Path:

@@ -1,0 +1,174 @@
+"""The seeds' accuracy table, reproduced by the app's own runs on real photos.
+
+    .venv/bin/python benchmarks/bench_accuracy.py [--per-class 1000 250 250] [--write]
+
+Every row is a real run (core.runs.submit: its own process, the decode and feature caches, the
+saved best.keras), scored on the split's test images it never saw. Pretrained rows use the real
+ImageNet MobileNet (alpha 0.5) weights in ../shared/weights, since VGG16 and Xception cannot be
+downloaded on this machine; the seeds used VGG16 (seed 000/004) and Xception (seed 003).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.report import machine, write_section  # noqa: E402
+from core import cache, data, runs  # noqa: E402
+from core.fileio import read_json  # noqa: E402
+from core.train import TrainConfig, finalize  # noqa: E402
+
+SEED_TABLE = {  # the seeds' test accuracies (seed 004, 2000/1000/1000; seed 003 with Xception)
+    "scratch": "70-73% (004), 78.6% (003)",
+    "scratch+aug": "81% (004), 83.9% (003)",
+    "features": "89% VGG16 (004), 98.1% Xception (003)",
+    "frozen+aug": "90.5% VGG16 (004), 98.4% Xception (003)",
+    "finetune": "92.4% VGG16 (004), 97.5% (001), 98.6% Xception (003)",
+}
+
+
+def experiments(weights: str, epochs: dict[str, int]) -> list[tuple[str, dict]]:
+    base = {"model": "mobilenet_0.5", "image_size": 224, "weights": weights, "optimizer": "rmsprop"}
+    return [
+        (
+            "scratch",
+            {
+                "mode": "scratch",
+                "model": "seed000",
+                "image_size": 150,
+                "augment_name": "none",
+                "learning_rate": 1e-4,
+                "epochs": epochs["scratch"],
+            },
+        ),
+        (
+            "scratch+aug",
+            {
+                "mode": "scratch",
+                "model": "seed000",
+                "image_size": 150,
+                "augment_name": "seed-000",
+                "learning_rate": 1e-4,
+                "epochs": epochs["scratch+aug"],
+            },
+        ),
+        ("features", {**base, "mode": "features", "learning_rate": 2e-5, "epochs": epochs["features"]}),
+        (
+            "frozen+aug",
+            {
+                **base,
+                "mode": "frozen",
+                "augment_name": "seed-001",
+                "learning_rate": 2e-5,
+                "epochs": epochs["frozen+aug"],
+            },
+        ),
+        (
+            "finetune",
+            {
+                "mode": "finetune",
+                "from_run": "@frozen+aug",
+                "augment_name": "seed-001",
+                "learning_rate": 1e-5,
+                "unfreeze_top": 6,
+                "epochs": epochs["finetune"],
+            },
+        ),
+    ]
+
+
+def test_accuracy(run_id: str, workspace: str) -> float:
+    from core.evaluate import load_run_model, probabilities
+
+    run = load_run_model(run_id, "best", workspace)
+    config = TrainConfig.from_dict(read_json(runs.run_dir(run_id, workspace) / "config.json"))
+    split = data.load_split(config.split, workspace)
+    test = cache.split_arrays(split, "test", (config.image_size,) * 2, config.resize_policy, workspace)
+    probs = probabilities(run.model, test.images)
+    return float(np.mean(np.argmax(probs, axis=1) == np.asarray(test.labels)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "catsdogs"))
+    parser.add_argument(
+        "--weights", default=str(ROOT.parent / "shared" / "weights" / "mobilenet_5_0_224_tf_no_top.h5")
+    )
+    parser.add_argument(
+        "--per-class", type=int, nargs=3, default=[1000, 250, 250], metavar=("TRAIN", "VAL", "TEST")
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs=5,
+        default=[15, 30, 30, 5, 5],
+        metavar=("SCRATCH", "SCRATCH_AUG", "FEATURES", "FROZEN", "FINETUNE"),
+    )
+    parser.add_argument("--only", nargs="*", help="run only these rows")
+    parser.add_argument("--workspace", help="keep runs here (default: a temporary folder)")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    names = ["scratch", "scratch+aug", "features", "frozen+aug", "finetune"]
+    epochs = dict(zip(names, args.epochs))
+    ws = args.workspace or tempfile.mkdtemp(prefix="bench-accuracy-")
+    index = data.scan(args.data)
+    split = data.make_split(index, data.SplitSpec("counts", *args.per_class, seed=0))
+    if "bench" not in data.list_splits(ws):
+        data.save_split(split, name="bench", workspace=ws)
+    results, ids = [], {}
+    for name, overrides in experiments(args.weights, epochs):
+        if args.only and name not in args.only:
+            continue
+        overrides = dict(overrides)
+        if str(overrides.get("from_run", "")).startswith("@"):
+            overrides["from_run"] = ids[overrides["from_run"][1:]]
+        config = finalize(
+            TrainConfig.from_dict({"split": "bench", "batch_size": 32, "seed": 0, **overrides}), ws
+        )
+        start = time.perf_counter()
+        run_id = runs.submit(config.to_dict(), ws)
+        ids[name] = run_id
+        while runs.status(run_id, ws)["state"] in runs.ACTIVE_STATES:
+            time.sleep(2)
+        seconds = time.perf_counter() - start
+        status = runs.status(run_id, ws)
+        if status["state"] != "done":
+            print(f"{name}: {status['state']} {status.get('error')}")
+            results.append((name, config, None, seconds))
+            continue
+        acc = test_accuracy(run_id, ws)
+        print(f"{name:<12} test accuracy {acc:.3f}  ({seconds:.0f} s, run {run_id})", flush=True)
+        results.append((name, config, acc, seconds))
+    lines = ["| mode | model | epochs | test accuracy | time | the seeds |", "|---|---|---:|---:|---:|---|"]
+    for name, config, acc, seconds in results:
+        acc_text = f"{acc:.1%}" if acc is not None else "failed"
+        model = f"{config.model} @{config.image_size}" + (
+            f", aug {config.augment_name}" if config.augment_name != "none" else ""
+        )
+        lines.append(
+            f"| {name} | {model} | {config.epochs} | {acc_text} | {seconds / 60:.1f} min | {SEED_TABLE[name]} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    t, v, te = args.per_class
+    body = (
+        f"`{Path(args.data).name}`, split {t}/{v}/{te} per class (seed 0), every row a real run of the app; "
+        f"test accuracy on the {2 * te} test photos.\n\nCommand: `.venv/bin/python benchmarks/bench_accuracy.py "
+        f"--per-class {t} {v} {te} --epochs {' '.join(map(str, args.epochs))} --write`\n\nMachine: {machine()}\n\n{table}"
+    )
+    if args.write:
+        print(f"wrote {write_section('Accuracy: the seeds table on real photos', body)}")
+
+
+if __name__ == "__main__":
+    main()
