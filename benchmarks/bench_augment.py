@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
+from benchmarks.report import machine, write_section  # noqa: E402
 
 SECTION = "## Augmentation preview"
 CONFIGS = ("seed-000", "strong")
@@ -40,26 +40,6 @@ def make_images(n: int = N_IMAGES, size: int = SIZE) -> np.ndarray:
         img = np.stack([r, g, b], -1) + rng.normal(0, 12, (size, size, 3))
         out.append(np.clip(img, 0, 255).astype(np.uint8))
     return np.stack(out)
-
-
-def cpu_name() -> str:
-    """platform.processor(), or the model name from /proc/cpuinfo when that is empty."""
-    name = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{name or platform.machine()} ({line.split(':', 1)[1].strip()})"
-    except OSError:
-        pass
-    return name or platform.machine()
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def run() -> dict[str, list[float]]:
@@ -92,27 +72,20 @@ def run() -> dict[str, list[float]]:
 
 
 def report(t: dict[str, list[float]]) -> str:
-    """The markdown section (heading included)."""
-    import keras
-    import tensorflow as tf
+    """The markdown section body (without its heading)."""
 
     def row(label: str, xs: list[float]) -> str:
         return f"| {label} | {statistics.median(xs):.2f} s | {min(xs):.2f} s |"
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
-        SECTION,
-        "",
         f"`benchmarks/bench_augment.py`: `core.augment.preview()` redraw of {len(CONFIGS)} configs "
         f"({', '.join(CONFIGS)}) x {N_IMAGES} images x {N_VARIANTS} variants at {SIZE}x{SIZE}. "
         "Target: warm < 1 s.",
         "",
         "Command: `.venv/bin/python benchmarks/bench_augment.py --write`",
         "",
-        f"Machine: {cpu_name()}, {cores()} cores; Keras {keras.__version__} ({keras.backend.backend()} backend), "
-        f"TensorFlow {tf.__version__}, Python {platform.python_version()}; "
-        f"{dt.date.today().isoformat()}; 1-min load average at the end {load:.2f} "
-        "(other jobs share the 2 cores, so timings are noisy).",
+        f"Machine: {machine()}; 1-min load average at the end {load:.2f}.",
         "",
         "| case | median | best |",
         "|---|---:|---:|",
@@ -126,25 +99,6 @@ def report(t: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path = ROOT / "docs" / "benchmarks.md") -> Path:
-    """Insert or replace our section in docs/benchmarks.md, leaving other sections alone."""
-    from core.fileio import atomic_write_text
-
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    new = section.rstrip("\n").splitlines()
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = lines[end:]
-        lines = [*lines[:start], *new, *([""] if tail else []), *tail]
-    return atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
-
-
 def main() -> None:
     """Run, print the table, optionally write it to docs/benchmarks.md."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,7 +107,7 @@ def main() -> None:
     section = report(run())
     print(section)
     if args.write:
-        print(f"wrote {write_section(section)}")
+        print(f"wrote {write_section(SECTION.removeprefix('## '), section)}")
 
 
 if __name__ == "__main__":
