@@ -8,6 +8,7 @@ byte-identical files, so a workspace can be rebuilt and results compared across 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -30,7 +31,15 @@ DEMO_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 BOXES_FILE = "boxes.json"
 README_FILE = "README.txt"
 MARKER_FILE = ".complete"
-IMAGE_EXT = ".jpg"  # q92: 15x faster to encode than PNG and ~4x smaller with the noise
+IMAGE_EXT = ".jpg"  # q92: ~15x faster to encode than PNG and ~3x smaller, given the noise
+# Full-resolution colour (4:4:4): the default 4:2:0 smears the colour edges that outline
+# the shapes, which matters at 32-64 px.
+_JPEG_PARAMS = [
+    cv2.IMWRITE_JPEG_QUALITY,
+    92,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
 # Bump whenever the drawing changes, so existing demo folders are regenerated.
 GENERATOR_VERSION = 1
 
@@ -38,9 +47,6 @@ _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel vertex positions keep small sha
 _ONE = 1 << _SHIFT
 _MARGIN = 2  # pixels kept free between the shape and the image border
 _STALE_TMP_SECONDS = 3600
-_TEXTURE = 1.0
-_NOISE = 1.0
-_SIZE_RANGE = (0.25, 0.6)
 
 Box = tuple[int, int, int, int]
 
@@ -107,19 +113,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
             )
             # Hard-edged stripes half of the time, soft waves otherwise.
             alpha = (wave > 0).astype(np.float32) if rng.random() < 0.5 else 0.5 + 0.5 * wave
-            image = _blend(image, _colour(rng), alpha * rng.uniform(0.2, 0.5) * _TEXTURE)
+            image = _blend(image, _colour(rng), alpha * rng.uniform(0.15, 0.4))
         elif kind == "checker":
             phi = rng.uniform(0, np.pi / 2)
             cells = rng.uniform(3, 10)
             u = xs * math.cos(phi) + ys * math.sin(phi)
             v = ys * math.cos(phi) - xs * math.sin(phi)
             alpha = ((np.floor(u * cells) + np.floor(v * cells)) % 2).astype(np.float32)
-            image = _blend(image, _colour(rng), alpha * rng.uniform(0.15, 0.4) * _TEXTURE)
+            image = _blend(image, _colour(rng), alpha * rng.uniform(0.12, 0.32))
         elif kind == "blotches":
             cells = int(rng.integers(3, 8))
             small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32)
             blotches = np.stack(cv2.split(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)))
-            image = _blend(image, blotches, rng.uniform(0.3, 0.7) * _TEXTURE)
+            image = _blend(image, blotches, rng.uniform(0.25, 0.55))
         else:
             layer = cv2.merge(list(image))
             for _ in range(int(rng.integers(3, 9))):
@@ -128,7 +134,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
                 thickness = max(1, round(size * rng.uniform(0.005, 0.02)))
                 colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
                 cv2.line(layer, tuple(p0), tuple(p1), colour, thickness, cv2.LINE_AA, _SHIFT)
-            image = _blend(image, np.stack(cv2.split(layer)), rng.uniform(0.4, 0.8) * _TEXTURE)
+            image = _blend(image, np.stack(cv2.split(layer)), rng.uniform(0.35, 0.65))
     return image
 
 
@@ -155,7 +161,7 @@ def _outline(rng: np.random.Generator, cls: str, radius: float) -> np.ndarray | 
 
 def _shape_mask(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
     """Anti-aliased coverage mask (size, size) uint8 of one randomly placed shape."""
-    radius = rng.uniform(*_SIZE_RANGE) * size / 2
+    radius = rng.uniform(0.25, 0.6) * size / 2
     verts = _outline(rng, cls, radius)
     if verts is None:
         lo, hi = np.array([-radius, -radius]), np.array([radius, radius])
@@ -219,7 +225,7 @@ def _draw_sample(rng: np.random.Generator, cls: str, size: int) -> tuple[np.ndar
     image = _blend(background, colour * shade, alpha)
     oy, ox = rng.integers(0, size, 2)
     noise = _noise_bank(size)[rng.permutation(3), oy : oy + size, ox : ox + size]
-    image += noise * rng.uniform(2.0, 9.0) * _NOISE
+    image += noise * rng.uniform(2.0, 9.0)
     image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     return cv2.merge(list(image)), mask, _mask_box(mask)
 
@@ -232,9 +238,7 @@ def _sample_rng(seed: int, class_index: int, index: int) -> np.random.Generator:
 def _render(seed: int, class_index: int, index: int, size: int) -> tuple[bytes, Box]:
     cls = DEMO_CLASSES[class_index]
     image, _, box = _draw_sample(_sample_rng(seed, class_index, index), cls, size)
-    ok, encoded = cv2.imencode(
-        IMAGE_EXT, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
-    )
+    ok, encoded = cv2.imencode(IMAGE_EXT, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), _JPEG_PARAMS)
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return encoded.tobytes(), box
@@ -244,13 +248,23 @@ def _file_name(cls: str, index: int) -> str:
     return f"{cls}_{index:04d}{IMAGE_EXT}"
 
 
+def _boxes_json(size: int, boxes: dict[str, list[int]]) -> str:
+    """The sidecar as JSON with one box per line (json.dumps(indent=2) puts every number on its own)."""
+    rows = ",\n".join(f"    {json.dumps(rel)}: {json.dumps(box)}" for rel, box in boxes.items())
+    return (
+        f'{{\n  "image_size": {json.dumps([size, size])},\n'
+        f'  "classes": {json.dumps(list(DEMO_CLASSES))},\n'
+        f'  "boxes": {{\n{rows}\n  }}\n}}\n'
+    )
+
+
 def _readme(params: dict) -> str:
     classes = ", ".join(params["classes"])
     return (
         "Convnet Workbench demo dataset (generated, synthetic).\n\n"
         f"Classes: {classes} - one folder per class, {params['per_class']} images each,\n"
-        f"{params['size']}x{params['size']} px RGB JPEG. Each image shows one shape of random colour,\n"
-        "size, position and rotation on a random textured background, with pixel noise.\n\n"
+        f"{params['size']}x{params['size']} px RGB JPEG. Each image shows one shape of random\n"
+        "colour, size, position and rotation on a random textured background, with pixel noise.\n\n"
         f"{BOXES_FILE} holds each shape's tight bounding box in pixels as [x0, y0, x1, y1]\n"
         "(x1, y1 exclusive), keyed by the image path relative to this folder.\n\n"
         f"Regenerated automatically (seed {params['seed']}, so byte-identical) if deleted or incomplete.\n"
@@ -307,16 +321,18 @@ def generate(
     # without the fork/spawn costs (and TensorFlow-after-fork risks) of a process pool.
     workers = min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (rel, box) in enumerate(pool.map(work, jobs), start=1):
-            boxes[rel] = list(box)
-            if progress is not None and (done % step == 0 or done == len(jobs)):
-                progress(done / len(jobs))
+        try:
+            for done, (rel, box) in enumerate(pool.map(work, jobs), start=1):
+                boxes[rel] = list(box)
+                if progress is not None and (done % step == 0 or done == len(jobs)):
+                    progress(done / len(jobs))
+        except BaseException:
+            # E.g. a Streamlit rerun raising inside `progress`: stop now, not after every image.
+            pool.shutdown(cancel_futures=True)
+            raise
 
     params = _params(per_class, size, seed)
-    atomic_write_json(
-        out_dir / BOXES_FILE,
-        {"image_size": [size, size], "classes": list(DEMO_CLASSES), "boxes": boxes},
-    )
+    atomic_write_text(out_dir / BOXES_FILE, _boxes_json(size, boxes))
     atomic_write_text(out_dir / README_FILE, _readme(params))
     atomic_write_json(out_dir / MARKER_FILE, params)
     return out_dir
@@ -359,6 +375,7 @@ def ensure_demo(
     _clean_stale_tmp(parent)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_NAME}-tmp-"))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the dataset is not private
         generate(tmp, per_class=per_class, size=size, progress=progress)
         for _ in range(10):
             if is_complete(target, per_class, size):
@@ -382,6 +399,9 @@ def ensure_demo(
 
 
 def load_boxes(dataset_dir: str | os.PathLike) -> dict[str, Box]:
-    """Bounding boxes from the sidecar: {"circle/circle_0000.png": (x0, y0, x1, y1), ...}."""
+    """Bounding boxes from the sidecar: {"circle/circle_0000.jpg": (x0, y0, x1, y1), ...}."""
     data = read_json(Path(dataset_dir) / BOXES_FILE)
-    return {rel: tuple(int(v) for v in box) for rel, box in data["boxes"].items()}  # type: ignore[misc]
+    boxes: dict[str, Box] = {}
+    for rel, (x0, y0, x1, y1) in data["boxes"].items():
+        boxes[rel] = (int(x0), int(y0), int(x1), int(y1))
+    return boxes
