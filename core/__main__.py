@@ -175,6 +175,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             values[field] = value
     values["mode"] = mode
     config = finalize(TrainConfig.from_dict(values), args.workspace)
+    if args.workers:
+        from core import distributed
+
+        if not args.out:
+            raise ValueError("--out DIR is needed with --workers")
+        return distributed.run(
+            config,
+            args.workers,
+            args.out,
+            worker_index=args.worker_index,
+            coordinator=args.coordinator,
+            workspace=args.workspace,
+        )
     run_id = runs.submit(config.to_dict(), args.workspace)
     print(f"started run {run_id}")
     return 0 if args.detach else _follow(run_id, args.workspace)
@@ -296,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head-pooling", choices=["flatten", "avg"])
     t.add_argument("--name", help="a label for the run")
     t.add_argument("--detach", action="store_true", help="return at once instead of following the run")
+    t.add_argument(
+        "--workers", type=int, help="data-parallel worker processes in all (JAX backend; docs/distributed.md)"
+    )
+    t.add_argument(
+        "--worker-index", type=int, help="with --workers: this machine's worker 0..N-1 (omit: all N here)"
+    )
+    t.add_argument("--coordinator", help="with --worker-index: worker 0's HOST:PORT")
+    t.add_argument("--out", help="with --workers: folder for weights, metrics and model.keras")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("runs", help="list, show, stop and resume runs")
