@@ -1,7 +1,7 @@
 """The four training modes, run inside a run's own process (see core.runs).
 
 1. scratch:  augmentation layers inside the model, then a seed net (core.models.SCRATCH_NETS).
-2. features: fast feature extraction. The frozen base runs once over train/val/test (no
+2. features: fast feature extraction. The frozen base runs once over train/val (no
    augmentation); the features are cached on disk and only the head is trained on them.
 3. frozen:   end-to-end feature extraction: augmentation -> frozen base -> head, trained on images.
 4. finetune: start from a features/frozen run's model, unfreeze the top of the base (BatchNorm
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.fileio import atomic_write_json, read_json
+from core.images import RESIZE_POLICIES
 
 if TYPE_CHECKING:
     from core.runs import RunControl
@@ -35,10 +36,23 @@ MODES: tuple[str, ...] = ("scratch", "features", "frozen", "finetune")
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "sgd")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+POOLINGS: tuple[str, ...] = ("flatten", "avg")
+
+_TEXT_FIELDS = (
+    "split", "mode", "model", "resize_policy", "augment_name", "weights", "head_pooling", "optimizer",
+    "lr_schedule", "precision", "jit_compile", "name",
+)  # fmt: skip
+_OPTIONAL_TEXT_FIELDS = ("from_run", "unfreeze_from")
+_INT_FIELDS = ("image_size", "head_units", "batch_size", "epochs", "patience", "seed", "log_every")
+_FLOAT_FIELDS = ("head_dropout", "learning_rate", "momentum")
 
 
 class ConfigError(ValueError):
     """A training config that cannot run; the message names the field."""
+
+
+class StopRequested(Exception):
+    """A stop request arrived before training began (while decoding or extracting features)."""
 
 
 @dataclass
@@ -70,19 +84,43 @@ class TrainConfig:
     class_weights: bool = False
     seed: int = 0
     precision: str = "auto"
-    jit_compile: str = "auto"  # auto (GPU only) | on | off
+    jit_compile: str = "auto"  # auto (GPU, or always on JAX) | on | off
     log_every: int = 5  # batches between batch-level metric rows
     name: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
+        for name in _FLOAT_FIELDS:  # 1 and 1.0 are the same setting: keep the JSON stable
+            setattr(self, name, float(getattr(self, name)))
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first field that cannot run."""
+
         def bad(field_name: str, why: str) -> ConfigError:
             return ConfigError(f"{field_name}: {why}")
 
+        for name in _TEXT_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise bad(name, f"must be text, got {getattr(self, name)!r}")
+        for name in _OPTIONAL_TEXT_FIELDS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise bad(name, f"must be text or empty, got {getattr(self, name)!r}")
+        for name in _INT_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise bad(name, f"must be a whole number, got {v!r}")
+        for name in _FLOAT_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise bad(name, f"must be a number, got {v!r}")
+        if not isinstance(self.class_weights, bool):
+            raise bad("class_weights", "must be true or false")
+        if not isinstance(self.scratch_options, dict):
+            raise bad("scratch_options", "must be a JSON object")
         if self.mode not in MODES:
             raise bad("mode", f"must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not self.model:
+            raise bad("model", "choose a network")
         if self.optimizer not in OPTIMIZERS:
             raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
@@ -91,8 +129,16 @@ class TrainConfig:
             raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
         if self.jit_compile not in ("auto", "on", "off"):
             raise bad("jit_compile", "must be auto, on or off")
+        if self.resize_policy not in RESIZE_POLICIES:
+            raise bad("resize_policy", f"must be one of {', '.join(RESIZE_POLICIES)}")
+        if self.head_pooling not in POOLINGS:
+            raise bad("head_pooling", f"must be one of {', '.join(POOLINGS)}")
+        if not self.weights:
+            raise bad("weights", "must be imagenet, none or the path of a weights file")
         if not 0 < self.learning_rate < 1:
             raise bad("learning_rate", f"must be between 0 and 1, got {self.learning_rate}")
+        if not 0 <= self.momentum < 1:
+            raise bad("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 1 <= self.batch_size <= 4096:
             raise bad("batch_size", f"must be between 1 and 4096, got {self.batch_size}")
         if not 1 <= self.epochs <= 10_000:
@@ -101,8 +147,29 @@ class TrainConfig:
             raise bad("image_size", f"must be between 16 and 1024 pixels, got {self.image_size}")
         if not 0 <= self.head_dropout < 1:
             raise bad("head_dropout", "must be in [0, 1)")
+        if self.head_units < 0:
+            raise bad("head_units", "must not be negative (0 leaves the hidden layer out)")
         if self.patience < 0:
             raise bad("patience", "must not be negative")
+        if self.seed < 0:
+            raise bad("seed", "must not be negative")
+        if self.log_every < 1:
+            raise bad("log_every", f"must be at least 1, got {self.log_every}")
+        if self.augment is not None:
+            from core.augment import AugmentConfig
+
+            try:
+                AugmentConfig.from_dict(self.augment)
+            except ValueError as e:
+                raise bad("augment", str(e)) from None
+        if self.unfreeze_top is not None and (
+            isinstance(self.unfreeze_top, bool)
+            or not isinstance(self.unfreeze_top, int)
+            or self.unfreeze_top < 1
+        ):
+            raise bad("unfreeze_top", f"must be a whole number of at least 1, got {self.unfreeze_top!r}")
+        if self.unfreeze_top is not None and self.unfreeze_from:
+            raise bad("unfreeze_top", "give unfreeze_from or unfreeze_top, not both")
         if self.mode == "finetune" and not self.from_run:
             raise bad("from_run", "fine-tuning starts from a feature-extraction run; choose one")
 
@@ -111,6 +178,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -202,22 +271,28 @@ def choose_precision(
     return "mixed_bfloat16" if cpu_bf16 else "float32"
 
 
-def choose_jit(requested: str, has_gpu: bool) -> bool:
-    """XLA only on GPUs: on CPUs it made training 3-4x slower here."""
-    return {"on": True, "off": False}.get(requested, has_gpu)
+def choose_jit(requested: str, has_gpu: bool, backend: str = "tensorflow") -> bool:
+    """auto: XLA on GPUs only with TensorFlow (on CPUs it made training 3-4x slower here);
+    always with JAX, whose only alternative is running op by op."""
+    if requested in ("on", "off"):
+        return requested == "on"
+    return has_gpu or backend == "jax"
 
 
 def device_plan(config: TrainConfig) -> dict[str, Any]:
-    """What this machine will use for the config: device, precision, XLA, replicas."""
+    """What this machine will use for the config: backend, device, precision, XLA, replicas."""
+    import keras
+
     found = gpus()
     precision = choose_precision(
         config.precision, bool(found), cpu_has_bf16(), _gpu_compute_capability() if found else None
     )
     return {
+        "backend": keras.backend.backend(),
         "device": f"{len(found)} GPU(s)" if found else "CPU",
         "gpus": len(found),
         "precision": precision,
-        "jit_compile": choose_jit(config.jit_compile, bool(found)),
+        "jit_compile": choose_jit(config.jit_compile, bool(found), keras.backend.backend()),
     }
 
 
@@ -241,14 +316,19 @@ def distribution_scope(n_gpus: int):
 # ---------------------------------------------------------------------------- data feeding
 
 
-def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-    """A keras.utils.PyDataset over uint8 arrays (N, H, W, 3): sorted-index batches, reshuffled per epoch."""
+def batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int, first_epoch: int = 0
+):
+    """A keras.utils.PyDataset over uint8 arrays (N, H, W, 3): sorted-index batches, reshuffled per epoch.
+
+    first_epoch: the epoch training starts at, so a resumed run gets that epoch's order.
+    """
     import keras
 
     class ArrayBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.epoch = 0
+            self.epoch = first_epoch
             self.order = np.arange(len(labels))
             self.on_epoch_end()
 
@@ -268,7 +348,7 @@ def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bo
 
 
 def class_weight_for(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights, mean 1: rarer classes count more in the loss."""
+    """Inverse-frequency weights n / (k * n_c): rarer classes count more, the mean over images is 1."""
     counts = np.bincount(labels, minlength=num_classes).astype(float)
     counts[counts == 0] = 1
     w = counts.sum() / (num_classes * counts)
@@ -308,8 +388,11 @@ def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch:
 def save_atomic(model, path: Path) -> None:
     """model.save to a temp .keras file beside `path`, then rename: readers never see half a file."""
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_model(path: str | os.PathLike, safe_mode: bool = True, compile: bool = True):
@@ -341,61 +424,101 @@ def make_run_callback(
     control: RunControl,
     config: TrainConfig,
     steps: int,
+    n_train: int,
     save_model=None,
-    resume_model=None,
     state: dict | None = None,
-    lr_plateau: bool = False,
 ):
-    """A Keras callback that logs metrics, beats, checkpoints (best and last) and obeys stop requests."""
+    """A Keras callback that logs metrics, beats, checkpoints (best and last) and obeys stop requests.
+
+    Batch rows describe the batches since the previous row: their images, mean loss and accuracy
+    (recovered from Keras' running means over the epoch, which would lag and jump at epoch starts),
+    speed and learning rate. Epoch rows carry Keras' epoch means, the validation metrics and
+    `complete` (False for an epoch cut short by a stop request, which a resumed run trains again).
+    save_model: what to checkpoint when it is not the model being fit (features mode: the full
+    image model, while the head being fit goes to resume.keras).
+    """
     import keras
 
     class RunCallback(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.state = dict(state or {"epochs_done": 0, "best_val_loss": None, "wait": 0})
+            self.state = {
+                "epochs_done": 0,
+                "best_val_loss": None,
+                "best_epoch": None,
+                "wait": 0,
+                **(state or {}),
+            }
             self.stopped = False
             self.early_stopped = False
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.epoch_start = time.perf_counter()
-            self.seen = 0
+            self.train_seconds: float | None = None
             self.batches = 0
+            self.last_row: tuple[int, float, dict[str, float]] = (
+                0,
+                self.epoch_start,
+                {},
+            )  # seen, clock, means
+            self.last_status = self.epoch_start
             control.update(epoch=epoch + 1, epochs=config.epochs, batch=0, batches=steps)
+
+        def _seen(self) -> int:
+            return min(self.batches * config.batch_size, n_train)
+
+        def _recent(self, means: dict[str, float], seen: int) -> dict[str, float]:
+            """Means over the images since the last row, from running means (both sample-weighted)."""
+            prev_seen, _, prev = self.last_row
+            out = {
+                k: (v * seen - prev.get(k, 0.0) * prev_seen) / (seen - prev_seen) for k, v in means.items()
+            }
+            if "accuracy" in out:
+                out["accuracy"] = min(max(out["accuracy"], 0.0), 1.0)  # float32 rounding
+            return out
 
         def on_train_batch_end(self, batch, logs=None):
             self.batches = batch + 1
-            self.seen += config.batch_size
-            elapsed = time.perf_counter() - self.epoch_start
+            now = time.perf_counter()
+            if self.batches >= steps:
+                self.train_seconds = now - self.epoch_start
             if self.batches % config.log_every == 0 or self.batches == steps:
+                means, seen = _clean(logs), self._seen()
+                prev_seen, prev_clock, _ = self.last_row
                 control.log(
                     {
                         "kind": "batch",
                         "epoch": self.epoch + 1,
                         "batch": self.batches,
                         "step": self.epoch * steps + self.batches,
-                        "images_per_s": self.seen / max(elapsed, 1e-9),
+                        "images": seen - prev_seen,
+                        "images_per_s": (seen - prev_seen) / max(now - prev_clock, 1e-9),
                         "lr": _current_lr(self.model),
-                        **_clean(logs),
+                        **self._recent(means, seen),
                     }
                 )
+                self.last_row = (seen, now, means)
+            if now - self.last_status >= 0.5 or self.batches >= steps:  # at most 2 status writes a second
                 control.update(batch=self.batches, batches=steps)
+                self.last_status = now
             if control.should_stop():
                 self.stopped = True
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             logs = _clean(logs)
-            elapsed = time.perf_counter() - self.epoch_start
-            complete = not self.stopped or self.batches >= steps
+            seconds = time.perf_counter() - self.epoch_start
+            train_seconds = self.train_seconds or seconds
+            complete = self.batches >= steps
             control.log(
                 {
                     "kind": "epoch",
                     "epoch": epoch + 1,
                     "step": epoch * steps + self.batches,
                     "complete": complete,
-                    "seconds": elapsed,
-                    "images_per_s": self.seen / max(elapsed, 1e-9),
+                    "seconds": seconds,  # training and validation
+                    "images_per_s": self._seen() / max(train_seconds, 1e-9),
                     "lr": _current_lr(self.model),
                     **logs,
                 }
@@ -404,18 +527,21 @@ def make_run_callback(
             best = self.state.get("best_val_loss")
             target = save_model or self.model
             if val is not None and np.isfinite(val) and (best is None or val < best):
-                self.state["best_val_loss"], self.state["best_epoch"], self.state["wait"] = val, epoch + 1, 0
+                self.state.update(best_val_loss=val, best_epoch=epoch + 1, wait=0)
                 save_atomic(target, control.path / "best.keras")
             elif complete:
                 self.state["wait"] = self.state.get("wait", 0) + 1
+            if val is None:
+                save_atomic(target, control.path / "best.keras")  # no validation set: best = latest
             if complete:
                 self.state["epochs_done"] = epoch + 1
+            save_atomic(target, control.path / "last.keras")
             if save_model is not None:
-                save_atomic(target, control.path / "last.keras")
                 save_atomic(self.model, control.path / "resume.keras")
-            else:
-                save_atomic(self.model, control.path / "last.keras")
-            atomic_write_json(control.path / "state.json", self.state)
+            atomic_write_json(control.path / "state.json", self.state)  # last: it vouches for the files
+            if control.should_stop():  # asked during validation: do not start another epoch
+                self.stopped = True
+                self.model.stop_training = True
             if config.patience and self.state["wait"] >= config.patience:
                 self.early_stopped = True
                 self.model.stop_training = True
@@ -424,39 +550,7 @@ def make_run_callback(
     return RunCallback()
 
 
-# ---------------------------------------------------------------------------- run_training
-
-
-@dataclass
-class Prepared:
-    """Arrays and facts a mode needs."""
-
-    classes: list[str]
-    train: Any
-    val: Any
-    workspace: Path
-
-
-def _prepare(control: RunControl, config: TrainConfig) -> Prepared:
-    from core import cache
-    from core.data import load_split
-
-    workspace = control.path.parents[1]
-    split = load_split(config.split, workspace)
-    changed = split.changed()
-    if changed:
-        raise ValueError(f"split '{config.split}': {changed}")
-    size = (config.image_size, config.image_size)
-
-    def progress(label):
-        return lambda d, t: control.update(message=f"decoding {label} images {d}/{t}")
-
-    train = cache.split_arrays(split, "train", size, config.resize_policy, workspace, progress("training"))
-    val = cache.split_arrays(split, "val", size, config.resize_policy, workspace, progress("validation"))
-    if len(train) == 0:
-        raise ValueError("the training split has no images")
-    control.update(message=None, classes=split.classes, train_images=len(train), val_images=len(val))
-    return Prepared(split.classes, train, val, workspace)
+# ---------------------------------------------------------------------------- models
 
 
 def augmentation_for(config: TrainConfig):
@@ -472,20 +566,39 @@ def augmentation_for(config: TrainConfig):
 
 
 def build_model(config: TrainConfig, num_classes: int, workspace: Path | None = None):
-    """The model a fresh run of this config trains on images (features mode: the full image model)."""
+    """The model a fresh run of this config trains on images (features mode: the full image model).
+
+    For finetune the base, its input size and the head come from the source run (config.from_run),
+    so a config that is not finalized yet builds too (e.g. for a summary before launch).
+    """
     from core import models
 
     aug = augmentation_for(config) if config.mode != "features" else None
     if config.mode == "scratch":
-        return models.build_scratch(config.model, config.image_size, num_classes, augmentation=aug,
-                                    **config.scratch_options)
+        return models.build_scratch(
+            config.model, config.image_size, num_classes, augmentation=aug, **config.scratch_options
+        )
     if config.mode in ("features", "frozen"):
-        return models.build_transfer(config.model, config.image_size, num_classes, weights=resolve_weights(config),
-                                     augmentation=aug, pooling=config.head_pooling, units=config.head_units,
-                                     dropout=config.head_dropout)
+        return models.build_transfer(
+            config.model,
+            config.image_size,
+            num_classes,
+            weights=resolve_weights(config),
+            augmentation=aug,
+            pooling=config.head_pooling,
+            units=config.head_units,
+            dropout=config.head_dropout,
+        )
+    source_config = _source_config(config, workspace)
     source = load_model(_source_model_path(config, workspace), compile=False)
-    model = models.build_transfer(config.model, config.image_size, num_classes, augmentation=aug,
-                                  base=models.base_of(source), head=head_of(source))
+    model = models.build_transfer(
+        source_config.model,
+        source_config.image_size,
+        num_classes,
+        augmentation=aug,
+        base=models.base_of(source),
+        head=head_of(source),
+    )
     models.unfreeze(model, from_layer=config.unfreeze_from, top_n=config.unfreeze_top)
     return model
 
@@ -509,47 +622,82 @@ def resolve_weights(config: TrainConfig) -> str | None:
     return None if config.weights in ("none", "", None) else config.weights
 
 
-def _source_model_path(config: TrainConfig, workspace: Path | None) -> Path:
+def _weights_file(config: TrainConfig) -> Path | None:
+    """The local weights file the config names, if it names one."""
+    weights = resolve_weights(config)
+    return None if weights in (None, "imagenet") else Path(weights).expanduser()
+
+
+def _source_config(config: TrainConfig, workspace: str | os.PathLike | None) -> TrainConfig:
+    from core.runs import RunError, run_dir
+
+    try:
+        return TrainConfig.from_dict(read_json(run_dir(config.from_run or "", workspace) / "config.json"))
+    except RunError as e:
+        raise ConfigError(f"from_run: {e}") from None
+
+
+def _source_model_path(config: TrainConfig, workspace: str | os.PathLike | None) -> Path:
     from core.runs import run_dir
 
-    path = run_dir(config.from_run, workspace)
+    path = run_dir(config.from_run or "", workspace)
     for name in ("best.keras", "last.keras"):
         if (path / name).exists():
             return path / name
     raise ValueError(f"run '{config.from_run}' has no saved model to fine-tune")
 
 
-def _features_key(config: TrainConfig, arrays_key: str) -> str:
-    weights = config.weights
-    if weights not in ("imagenet", "none", None) and Path(weights).exists():
-        st = Path(weights).stat()
-        weights = f"{weights}:{st.st_size}:{st.st_mtime_ns}"
-    raw = f"{config.model}|{weights}|{config.image_size}|{arrays_key}"
+# ---------------------------------------------------------------------------- feature cache
+
+
+def _features_key(config: TrainConfig, arrays_key: str, dtype_policy: str) -> str:
+    weights = str(config.weights)
+    file = _weights_file(config)
+    if file is not None and file.exists():
+        st = file.stat()
+        weights = f"{file.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    raw = f"{config.model}|{weights}|{config.image_size}|{dtype_policy}|{arrays_key}"
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def extract_features(
-    config: TrainConfig, arrays, workspace: Path, feature_model=None, progress=None
-) -> tuple[np.ndarray, bool]:
-    """Base outputs for cached arrays, cached on disk by base, weights, size and files; (features, was_cached)."""
+def features_path(config: TrainConfig, arrays_key: str, workspace: str | os.PathLike | None) -> Path:
+    """Where extract_features caches the features of these arrays for this config."""
+    import keras
+
     from core.workspace import subdir
 
-    path = subdir("features", workspace) / f"{_features_key(config, arrays.key)}.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r"), True
+    key = _features_key(config, arrays_key, keras.config.dtype_policy().name)
+    return subdir("features", workspace) / f"{key}.npy"
+
+
+def extract_features(
+    config: TrainConfig, arrays, workspace: str | os.PathLike | None, feature_model=None, progress=None
+) -> tuple[np.ndarray, bool]:
+    """Base outputs for cached arrays, cached on disk by base, weights, size, precision and files;
+    returns (features, was_cached). Random weights (weights "none") are never cached: another
+    run's random base would not match its features."""
+    from keras import ops
+
+    cacheable = resolve_weights(config) is not None
+    path = features_path(config, arrays.key, workspace)
+    if cacheable and path.exists():
+        try:
+            return np.load(path, mmap_mode="r"), True
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # damaged: extract again
     if feature_model is None:
         feature_model = feature_extractor(config)
     n, bs, parts = len(arrays), 64, []
     for i in range(0, n, bs):
-        parts.append(
-            np.asarray(feature_model(np.asarray(arrays.images[i : i + bs]), training=False), dtype=np.float32)
-        )
+        out = feature_model(np.asarray(arrays.images[i : i + bs], dtype=np.float32), training=False)
+        parts.append(ops.convert_to_numpy(out).astype(np.float32))
         if progress:
             progress(min(i + bs, n), n)
     feats = np.concatenate(parts) if parts else np.zeros((0, *feature_model.output_shape[1:]), np.float32)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    np.save(tmp, feats)
-    os.replace(tmp, path)
+    if cacheable:
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
     return feats, False
 
 
@@ -566,117 +714,244 @@ def feature_extractor(config: TrainConfig, base=None):
     return keras.Model(inputs, base(x, training=False), name="feature_extractor")
 
 
+# ---------------------------------------------------------------------------- run_training
+
+
+@dataclass
+class Prepared:
+    """Arrays and facts a mode needs."""
+
+    classes: list[str]
+    train: Any
+    val: Any
+    workspace: Path
+
+
+@dataclass
+class FitPlan:
+    """What model.fit gets: the model being fit, its data, and what to checkpoint."""
+
+    model: Any
+    x: Any
+    y: np.ndarray | None  # None: x yields (images, labels) batches
+    validation: Any
+    steps: int
+    save_model: Any = None
+
+
+def _progress(control: RunControl, what: str):
+    """A progress callback for long preparations that reports and listens for stop requests."""
+
+    def report(done: int, total: int) -> None:
+        if control.should_stop():
+            raise StopRequested
+        control.update(message=f"{what} {done}/{total}")
+
+    return report
+
+
+def check_inputs(config: TrainConfig, workspace: Path) -> None:
+    """Fail fast, before the slow Keras import, on files a run needs that are missing."""
+    from core.data import load_split
+
+    load_split(config.split, workspace)
+    file = _weights_file(config)
+    if config.mode in ("features", "frozen") and file is not None and not file.is_file():
+        raise ValueError(f"The weights file {file} does not exist.")
+    if config.mode == "finetune":
+        _source_model_path(config, workspace)
+
+
+def _prepare(control: RunControl, config: TrainConfig) -> Prepared:
+    from core import cache
+    from core.data import load_split
+
+    workspace = control.path.parents[1]
+    split = load_split(config.split, workspace)
+    changed = split.changed()
+    if changed:
+        raise ValueError(f"split '{config.split}': {changed}")
+    size = (config.image_size, config.image_size)
+    policy = config.resize_policy
+    train = cache.split_arrays(
+        split, "train", size, policy, workspace, _progress(control, "decoding training images")
+    )
+    val = cache.split_arrays(
+        split, "val", size, policy, workspace, _progress(control, "decoding validation images")
+    )
+    if len(train) == 0:
+        raise ValueError("the training split has no images")
+    control.update(message=None, classes=split.classes, train_images=len(train), val_images=len(val))
+    return Prepared(split.classes, train, val, workspace)
+
+
+def _load_state(control: RunControl, checkpoint: Path) -> dict | None:
+    """state.json of a resumed run, when its checkpoint is there too; None = start afresh."""
+    path = control.path / "state.json"
+    if not control.resume or not path.exists() or not checkpoint.exists():
+        return None
+    return read_json(path)
+
+
+def _plan_features(control, config, data, plan, num_classes) -> tuple[FitPlan, dict | None]:
+    from core import models
+
+    state = _load_state(control, control.path / "resume.keras")
+    base = models.build_base(config.model, config.image_size, resolve_weights(config))
+    fx = feature_extractor(config, base)
+    ws = data.workspace
+    x_train, hit_train = extract_features(
+        config, data.train, ws, fx, _progress(control, "extracting training features")
+    )
+    x_val, hit_val = extract_features(
+        config, data.val, ws, fx, _progress(control, "extracting validation features")
+    )
+    control.update(message=None, feature_cache_hit=bool(hit_train and hit_val))
+    steps = math.ceil(len(x_train) / config.batch_size)
+    if state:  # the saved head carries its optimizer state
+        head = load_model(control.path / "resume.keras")
+    else:
+        head = models.build_head(
+            tuple(x_train.shape[1:]),
+            num_classes,
+            pooling=config.head_pooling,
+            units=config.head_units,
+            dropout=config.head_dropout,
+        )
+        compile_model(head, config, num_classes, steps, plan["jit_compile"])
+    # The full image model shares the head's layers, so it is saved with the trained weights.
+    full = models.build_transfer(config.model, config.image_size, num_classes, base=base, head=head)
+    y_train, y_val = np.asarray(data.train.labels), np.asarray(data.val.labels)
+    validation = (np.asarray(x_val), y_val) if len(y_val) else None
+    return FitPlan(head, np.asarray(x_train), y_train, validation, steps, save_model=full), state
+
+
+def _plan_images(control, config, data, plan, num_classes) -> tuple[FitPlan, dict | None]:
+    state = _load_state(control, control.path / "last.keras")
+    y_train, y_val = np.asarray(data.train.labels), np.asarray(data.val.labels)
+    steps = math.ceil(len(y_train) / config.batch_size)
+    if state:  # last.keras carries the optimizer state (iterations, moments, learning rate)
+        model = load_model(control.path / "last.keras")
+    else:
+        model = build_model(config, num_classes, data.workspace)
+        compile_model(model, config, num_classes, steps, plan["jit_compile"])
+    first = (state or {}).get("epochs_done", 0)
+    x = batches(
+        data.train.images, y_train, config.batch_size, shuffle=True, seed=config.seed, first_epoch=first
+    )
+    validation = (
+        batches(data.val.images, y_val, config.batch_size, shuffle=False, seed=0) if len(y_val) else None
+    )
+    return FitPlan(model, x, None, validation, steps), state
+
+
 def run_training(control: RunControl) -> str:
     """Train the run described by control.config; returns the final state (done or stopped)."""
-    import keras
-
     config = TrainConfig.from_dict(control.config)
-    plan = device_plan(config)
-    keras.mixed_precision.set_dtype_policy(plan["precision"])
-    keras.utils.set_random_seed(config.seed)
-    control.update(plan=plan)
-    data = _prepare(control, config)
-    num_classes = len(data.classes)
-    y_train, y_val = np.asarray(data.train.labels), np.asarray(data.val.labels)
-    state = (
-        read_json(control.path / "state.json")
-        if control.resume and (control.path / "state.json").exists()
-        else None
-    )
-    initial_epoch = (state or {}).get("epochs_done", 0)
-    if initial_epoch >= config.epochs:
-        return "done"
-    class_weight = class_weight_for(y_train, num_classes) if config.class_weights else None
-    callbacks: list = []
+    check_inputs(config, control.workspace)
+    try:
+        data = _prepare(control, config)
+        import keras
 
-    with distribution_scope(plan["gpus"]):
-        if config.mode == "features":
-            from core import models
-
-            base = models.build_base(config.model, config.image_size, resolve_weights(config))
-            fx = feature_extractor(config, base)
-
-            def progress(label):
-                return lambda d, t: control.update(message=f"extracting {label} features {d}/{t}")
-
-            x_train, hit_train = extract_features(config, data.train, data.workspace, fx, progress("training"))
-            x_val, hit_val = extract_features(config, data.val, data.workspace, fx, progress("validation"))
-            control.update(message=None, feature_cache_hit=bool(hit_train and hit_val))
-            if state:  # the saved head carries its optimizer state
-                train_model = load_model(control.path / "resume.keras")
-            else:
-                train_model = models.build_head(tuple(x_train.shape[1:]), num_classes, pooling=config.head_pooling,
-                                                units=config.head_units, dropout=config.head_dropout)
-            full = models.build_transfer(config.model, config.image_size, num_classes, base=base, head=train_model)
-            steps = math.ceil(len(y_train) / config.batch_size)
-            if not state:
-                compile_model(train_model, config, num_classes, steps, plan["jit_compile"])
-            fit_x, fit_val = (np.asarray(x_train), y_train), (np.asarray(x_val), y_val)
-            save_model = full
-        else:
-            model = (
-                load_model(control.path / "last.keras")
-                if state
-                else build_model(config, num_classes, data.workspace)
+        plan = device_plan(config)
+        keras.mixed_precision.set_dtype_policy(plan["precision"])
+        keras.utils.set_random_seed(config.seed)
+        control.update(plan=plan)
+        num_classes = len(data.classes)
+        with distribution_scope(plan["gpus"]):
+            make_plan = _plan_features if config.mode == "features" else _plan_images
+            fit, state = make_plan(control, config, data, plan, num_classes)
+            initial_epoch = (state or {}).get("epochs_done", 0)
+            if initial_epoch >= config.epochs:
+                return "done"
+            if control.should_stop():
+                return "stopped"
+            run_cb = make_run_callback(
+                control, config, fit.steps, len(data.train), save_model=fit.save_model, state=state
             )
-            steps = math.ceil(len(y_train) / config.batch_size)
-            if not state:
-                compile_model(model, config, num_classes, steps, plan["jit_compile"])
-            train_model, save_model = model, None
-            fit_x = batches(data.train.images, y_train, config.batch_size, shuffle=True, seed=config.seed)
-            fit_val = (
-                batches(data.val.images, y_val, config.batch_size, shuffle=False, seed=0)
-                if len(y_val)
-                else None
+            callbacks: list = [run_cb]
+            if config.lr_schedule == "plateau":
+                monitor = "val_loss" if fit.validation is not None else "loss"
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2, patience=2))
+            control.update(
+                trainable_params=int(sum(np.prod(w.shape) for w in fit.model.trainable_weights)),
+                resumed_from_epoch=initial_epoch if state else None,
             )
-
-        run_cb = make_run_callback(control, config, steps, save_model=save_model, state=state)
-        callbacks.append(run_cb)
-        if config.lr_schedule == "plateau":
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=2))
-        control.update(trainable_params=int(sum(np.prod(w.shape) for w in train_model.trainable_weights)))
-        fit_kwargs = dict(
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=2,
-            class_weight=class_weight,
-        )
-        if isinstance(fit_x, tuple):
-            train_model.fit(
-                fit_x[0],
-                fit_x[1],
-                batch_size=config.batch_size,
-                shuffle=True,
-                validation_data=fit_val if len(y_val) else None,
-                **fit_kwargs,
+            class_weight = (
+                class_weight_for(np.asarray(data.train.labels), num_classes) if config.class_weights else None
             )
-        else:
-            train_model.fit(fit_x, validation_data=fit_val, **fit_kwargs)
-    return "stopped" if run_cb.stopped else "done"
-
+            fit_kwargs: dict[str, Any] = dict(
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=2,
+                class_weight=class_weight,
+                validation_data=fit.validation,
+            )
+            if fit.y is not None:
+                fit_kwargs.update(batch_size=config.batch_size, shuffle=True)
+            fit.model.fit(fit.x, fit.y, **fit_kwargs)
+    except StopRequested:
+        return "stopped"
+    finished = run_cb.state["epochs_done"] >= config.epochs or run_cb.early_stopped
+    return "stopped" if run_cb.stopped and not finished else "done"
 
 
 def finalize(config: TrainConfig, workspace: str | os.PathLike | None = None) -> TrainConfig:
-    """Fill in what a run must record to be repeatable: the augmentation snapshot, and for
-    fine-tuning the source run's base, image size, resize policy and split."""
+    """Check the config against the workspace and fill in what a run must record to be repeatable:
+    the augmentation snapshot, and for fine-tuning the source run's base, image size, resize
+    policy, split and head settings (and its base's default first layer to unfreeze)."""
     from core import augment, models
-    from core.runs import run_dir
 
     changes: dict[str, Any] = {}
     if config.mode == "finetune":
-        source = TrainConfig.from_dict(read_json(run_dir(config.from_run, workspace) / "config.json"))
+        source = _source_config(config, workspace)
         if source.mode not in ("features", "frozen", "finetune"):
-            raise ConfigError(f"from_run: run '{config.from_run}' trained a {source.mode} model; fine-tuning "
-                              "needs a model with a pretrained base (a feature-extraction run)")
-        changes.update(model=source.model, image_size=source.image_size, resize_policy=source.resize_policy,
-                       split=config.split or source.split, weights="none")
+            raise ConfigError(
+                f"from_run: run '{config.from_run}' trained a {source.mode} model; fine-tuning "
+                "needs a model with a pretrained base (a feature-extraction run)"
+            )
+        changes.update(
+            model=source.model,
+            image_size=source.image_size,
+            resize_policy=source.resize_policy,
+            split=source.split,
+            weights="none",  # the base's weights come from the source run's model
+            head_pooling=source.head_pooling,
+            head_units=source.head_units,
+            head_dropout=source.head_dropout,
+        )
+        spec = models.base_spec(source.model)
         if config.unfreeze_from is None and config.unfreeze_top is None:
-            changes["unfreeze_from"] = models.base_spec(source.model).finetune_from
+            changes["unfreeze_from"] = spec.finetune_from
+        elif config.unfreeze_from is not None:
+            names = {layer.name for layer in models.build_base(source.model, source.image_size, None).layers}
+            if config.unfreeze_from not in names:
+                raise ConfigError(
+                    f"unfreeze_from: {spec.title} has no layer named '{config.unfreeze_from}' "
+                    f"(its last block starts at '{spec.finetune_from}')"
+                )
+    elif config.mode == "scratch":
+        if config.model not in models.SCRATCH_NETS:
+            raise ConfigError(f"model: '{config.model}' is not a scratch net; choose one of "
+                              f"{', '.join(models.SCRATCH_NETS)}")  # fmt: skip
+        unknown = sorted(set(config.scratch_options) - set(models.SCRATCH_NETS[config.model].options))
+        if unknown:
+            raise ConfigError(f"scratch_options: {config.model} has no option(s) {', '.join(unknown)}")
+    else:
+        try:
+            spec = models.base_spec(config.model)
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
+        if config.image_size < spec.min_size:
+            raise ConfigError(f"image_size: {spec.title} needs at least {spec.min_size} pixels")
+        file = _weights_file(config)
+        if file is not None and not file.is_file():
+            raise ConfigError(f"weights: the file {file} does not exist")
     if config.augment is None:
         try:
             changes["augment"] = augment.load_config(config.augment_name, workspace).to_dict()
-        except KeyError as e:
+        except (KeyError, ValueError) as e:
             raise ConfigError(f"augment_name: no augmentation config named '{config.augment_name}'") from e
     if not config.split and not changes.get("split"):
         raise ConfigError("split: choose a saved split")

@@ -1,0 +1,454 @@
+"""core.train in this process: configs, finalize, model building, feature cache, fine-tuning,
+device choices, and small runs through runs.worker_main (no subprocess) for the switches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import augment, cache, data, demo, models, runs, train
+from core.train import ConfigError, TrainConfig
+from tests.conftest import WEIGHTS
+
+MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
+needs_mobilenet = pytest.mark.skipif(not MOBILENET.exists(), reason="no local MobileNet weights")
+
+
+def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int = 64) -> data.Split:
+    """The demo shapes (4 classes) split 60/20/20 and saved in the workspace."""
+    root = demo.generate(ws / "datasets" / f"demo-{per_class}-{size}", per_class=per_class, size=size)
+    split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2), name=name)
+    data.save_split(split, workspace=ws)
+    return split
+
+
+def mobilenet_config(**kw) -> TrainConfig:
+    values = dict(
+        split="demo", mode="features", model="mobilenet_0.25", image_size=64, weights=str(MOBILENET)
+    )
+    return TrainConfig(**{**values, **kw})
+
+
+@pytest.fixture
+def float32_policy():
+    """Runs in this process set the global dtype policy; put it back."""
+    import keras
+
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+def run_in_process(config: TrainConfig, ws: Path) -> tuple[str, dict]:
+    """A run through the worker's own code (queue, train, final state), without a subprocess."""
+    run_id = runs.create_run(config.to_dict(), ws)
+    runs.worker_main(runs.run_dir(run_id, ws), resume=False)
+    return run_id, runs.status(run_id, ws)
+
+
+# ---------------------------------------------------------------------------- 1. config
+
+
+def test_config_round_trips_through_json():
+    config = TrainConfig(
+        split="s",
+        mode="frozen",
+        model="mobilenet_0.25",
+        image_size=96,
+        augment={"horizontal_flip": True},
+        scratch_options={"depth": 2},
+        learning_rate=3e-4,
+        momentum=0,  # an int in JSON is the same setting
+        unfreeze_top=None,
+        class_weights=True,
+        name="Ünïcode",
+    )
+    text = json.dumps(config.to_dict())
+    again = TrainConfig.from_dict(json.loads(text))
+    assert again == config
+    assert json.dumps(again.to_dict()) == text
+    assert isinstance(again.momentum, float)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("mode", "transfer"),
+        ("optimizer", "adagrad"),
+        ("lr_schedule", "step"),
+        ("precision", "float64"),
+        ("jit_compile", "yes"),
+        ("learning_rate", 0),
+        ("learning_rate", 1.5),
+        ("learning_rate", float("nan")),
+        ("learning_rate", "1e-4"),
+        ("batch_size", 0),
+        ("batch_size", 8.5),
+        ("epochs", 0),
+        ("epochs", True),
+        ("image_size", 8),
+        ("head_dropout", 1.0),
+        ("head_units", -1),
+        ("head_pooling", "max"),
+        ("resize_policy", "squash"),
+        ("patience", -1),
+        ("momentum", 1.0),
+        ("log_every", 0),
+        ("seed", -1),
+        ("weights", ""),
+        ("model", ""),
+        ("augment", {"rotation_deg": 1000}),
+        ("augment", {"spin": 1}),
+        ("unfreeze_top", 0),
+        ("class_weights", "yes"),
+        ("split", None),
+    ],
+)
+def test_invalid_values_raise_config_error_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"^{field}: "):
+        TrainConfig(**{field: value})
+    with pytest.raises(ConfigError, match=rf"^{field}: "):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), field: value})
+
+
+def test_finetune_needs_a_source_and_one_way_to_unfreeze():
+    with pytest.raises(ConfigError, match="^from_run: "):
+        TrainConfig(mode="finetune")
+    with pytest.raises(ConfigError, match="^unfreeze_top: "):
+        TrainConfig(mode="finetune", from_run="r", unfreeze_from="conv_pw_13", unfreeze_top=2)
+
+
+def test_unknown_keys_are_rejected():
+    with pytest.raises(ConfigError, match="unknown training setting.*colour"):
+        TrainConfig.from_dict({"split": "s", "colour": "red"})
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict(["not", "a", "dict"])
+
+
+def test_seed_defaults_match_the_seeds():
+    scratch, features, frozen, finetune = (train.seed_defaults(m) for m in train.MODES)
+    assert (scratch["optimizer"], scratch["learning_rate"], scratch["model"]) == ("rmsprop", 1e-4, "seed000")
+    assert scratch["augment_name"] == "seed-000" and scratch["image_size"] == 150
+    for d in (features, frozen):
+        assert (d["optimizer"], d["learning_rate"], d["model"], d["weights"]) == (
+            "rmsprop",
+            2e-5,
+            "vgg16",
+            "imagenet",
+        )
+    assert features["augment_name"] == "none" and frozen["augment_name"] == "seed-000"
+    assert (finetune["optimizer"], finetune["learning_rate"]) == ("rmsprop", 1e-5)
+    assert finetune["unfreeze_from"] == "block5_conv1"
+    for mode in train.MODES:  # every mode's defaults make a valid config
+        extra = {"from_run": "r"} if mode == "finetune" else {}
+        TrainConfig.from_dict({"split": "s", "mode": mode, **train.seed_defaults(mode), **extra})
+
+
+def test_finalize_records_the_augmentation_snapshot(workspace):
+    make_demo_split(workspace)
+    preset = train.finalize(TrainConfig(split="demo", model="small", augment_name="seed-001"), workspace)
+    assert preset.augment == augment.PRESETS["seed-001"].to_dict()
+    mine = augment.AugmentConfig(vertical_flip=True, zoom=0.3)
+    augment.save_config("mine", mine, workspace)
+    final = train.finalize(TrainConfig(split="demo", model="small", augment_name="mine"), workspace)
+    augment.save_config("mine", augment.AugmentConfig(), workspace)  # a later edit does not change the run
+    assert TrainConfig.from_dict(json.loads(json.dumps(final.to_dict()))).augment == mine.to_dict()
+    with pytest.raises(ConfigError, match="^augment_name: "):
+        train.finalize(TrainConfig(split="demo", model="small", augment_name="nope"), workspace)
+    with pytest.raises(ConfigError, match="^split: "):
+        train.finalize(TrainConfig(model="small"), workspace)
+    with pytest.raises(ConfigError, match="^model: "):
+        train.finalize(TrainConfig(split="demo", model="vgg16"), workspace)  # not a scratch net
+    with pytest.raises(ConfigError, match="^model: "):
+        train.finalize(TrainConfig(split="demo", mode="features", model="small"), workspace)
+    with pytest.raises(ConfigError, match="^weights: "):
+        train.finalize(mobilenet_config(weights=str(workspace / "missing.h5")), workspace)
+
+
+@needs_mobilenet
+def test_finalize_finetune_copies_the_source_and_refuses_scratch(workspace):
+    make_demo_split(workspace)
+    make_demo_split(workspace, name="other")
+    source = train.finalize(
+        mobilenet_config(resize_policy="crop", head_pooling="avg", head_units=32, head_dropout=0.2), workspace
+    )
+    source_id = runs.create_run(source.to_dict(), workspace)
+    ft = train.finalize(
+        TrainConfig(split="other", mode="finetune", from_run=source_id, augment_name="seed-001"), workspace
+    )
+    assert (ft.model, ft.image_size, ft.resize_policy, ft.split) == ("mobilenet_0.25", 64, "crop", "demo")
+    assert (ft.head_pooling, ft.head_units, ft.head_dropout) == ("avg", 32, 0.2)
+    assert ft.unfreeze_from == models.base_spec("mobilenet_0.25").finetune_from and ft.unfreeze_top is None
+    assert ft.augment == augment.PRESETS["seed-001"].to_dict() and ft.weights == "none"
+    top = train.finalize(TrainConfig(mode="finetune", from_run=source_id, unfreeze_top=3), workspace)
+    assert (top.unfreeze_from, top.unfreeze_top) == (None, 3)
+    with pytest.raises(ConfigError, match="^unfreeze_from: .*conv_dw_13"):
+        train.finalize(
+            TrainConfig(mode="finetune", from_run=source_id, unfreeze_from="block5_conv1"), workspace
+        )
+    scratch_id = runs.create_run(
+        train.finalize(TrainConfig(split="demo", model="small"), workspace).to_dict(), workspace
+    )
+    with pytest.raises(ConfigError, match="^from_run: .*scratch"):
+        train.finalize(TrainConfig(mode="finetune", from_run=scratch_id), workspace)
+    with pytest.raises(ConfigError, match="^from_run: "):
+        train.finalize(TrainConfig(mode="finetune", from_run="no-such-run"), workspace)
+
+
+# ---------------------------------------------------------------------------- 3. augmentation in the model
+
+
+def _layer_configs(seq) -> list[tuple[str, dict]]:
+    def strip(c: dict) -> dict:
+        return {k: v for k, v in c.items() if k not in ("name", "seed")}
+
+    return [(type(layer).__name__, strip(layer.get_config())) for layer in seq.layers]
+
+
+@pytest.mark.parametrize("mode", ["scratch", "frozen"])
+def test_training_model_holds_the_configured_augmentation(mode):
+    aug = augment.AugmentConfig(
+        horizontal_flip=True, rotation_deg=20, zoom=0.1, contrast=0.2, fill_mode="nearest"
+    )
+    model_name = "small" if mode == "scratch" else "mobilenet_0.25"
+    config = TrainConfig(
+        split="s", mode=mode, model=model_name, image_size=64, weights="none", augment=aug.to_dict()
+    )
+    model = train.build_model(config, num_classes=3)
+    inside = model.get_layer("augmentation")
+    expected = augment.build(aug, seed=config.seed)
+    assert len(inside.layers) == len(expected.layers) == 4
+    assert _layer_configs(inside) == _layer_configs(expected)
+    names = [layer.name for layer in model.layers]
+    after = "rescaling" if mode == "scratch" else "preprocess"
+    assert names.index("augmentation") < names.index(after)  # on raw 0-255 pixels, before scaling
+    # The other direction: a changed config changes the layers (not only the names).
+    other = augment.build(
+        augment.AugmentConfig(horizontal_flip=True, rotation_deg=30, zoom=0.1, contrast=0.2)
+    )
+    assert _layer_configs(inside) != _layer_configs(other)
+
+
+def test_no_augmentation_layer_for_identity_or_features():
+    plain = train.build_model(TrainConfig(split="s", model="small", image_size=64, augment_name="none"), 2)
+    assert "augmentation" not in [layer.name for layer in plain.layers]
+    features = TrainConfig(
+        split="s",
+        mode="features",
+        model="mobilenet_0.25",
+        image_size=64,
+        weights="none",
+        augment_name="seed-001",
+    )
+    assert "augmentation" not in [layer.name for layer in train.build_model(features, 2).layers]
+
+
+# ---------------------------------------------------------------------------- 4. feature cache
+
+
+@needs_mobilenet
+def test_feature_cache_reuses_features_without_calling_the_base(workspace):
+    split = make_demo_split(workspace, per_class=6)
+    config = mobilenet_config()
+    arrays = cache.split_arrays(split, "train", (64, 64), "stretch", workspace)
+    fx = train.feature_extractor(config)
+    calls: list[int] = []
+
+    def counting(x, training=False):
+        calls.append(len(x))
+        return fx(x, training=training)
+
+    def must_not_run(x, training=False):
+        raise AssertionError("the base ran on images although the features were cached")
+
+    first, hit = train.extract_features(config, arrays, workspace, counting)
+    assert not hit and sum(calls) == len(arrays) == len(first)
+    assert first.shape == (len(arrays), *fx.output_shape[1:]) and first.dtype == np.float32
+    again, hit = train.extract_features(config, arrays, workspace, must_not_run)
+    assert hit and np.array_equal(np.asarray(again), first)
+
+    # Another size is another cache entry (and another decode entry).
+    small = mobilenet_config(image_size=48)
+    arrays48 = cache.split_arrays(split, "train", (48, 48), "stretch", workspace)
+    assert train.features_path(small, arrays48.key, workspace) != train.features_path(
+        config, arrays.key, workspace
+    )
+    assert train.features_path(small, arrays.key, workspace) != train.features_path(
+        config, arrays.key, workspace
+    )
+    feats48, hit = train.extract_features(small, arrays48, workspace, train.feature_extractor(small))
+    assert not hit and feats48.shape[1:] != first.shape[1:]
+    assert len(list((workspace / "features").glob("*.npy"))) == 2
+
+    # Random weights are never cached: another run's random base would not match.
+    random = mobilenet_config(weights="none")
+    train.extract_features(random, arrays, workspace, train.feature_extractor(random))
+    with pytest.raises(AssertionError, match="base ran"):
+        train.extract_features(random, arrays, workspace, must_not_run)
+
+
+# ---------------------------------------------------------------------------- 5. fine-tuning
+
+
+@pytest.fixture
+def features_run(workspace) -> str:
+    """A features run's directory holding an untrained MobileNet transfer model as best.keras."""
+    make_demo_split(workspace, per_class=4)
+    config = train.finalize(mobilenet_config(), workspace)
+    run_id = runs.create_run(config.to_dict(), workspace)
+    train.save_atomic(train.build_model(config, 4), runs.run_dir(run_id, workspace) / "best.keras")
+    return run_id
+
+
+def _weighted(base) -> list:
+    return [layer for layer in base.layers if layer.weights]
+
+
+@needs_mobilenet
+@pytest.mark.parametrize("how", [{"unfreeze_from": "conv_pw_12"}, {"unfreeze_top": 3}, {}])
+def test_finetune_unfreezes_exactly_the_requested_layers_and_no_batchnorm(workspace, features_run, how):
+    import keras
+
+    config = train.finalize(TrainConfig(mode="finetune", from_run=features_run, **how), workspace)
+    model = train.build_model(config, 4, workspace)
+    base = models.base_of(model)
+    names = [layer.name for layer in base.layers]
+    if "unfreeze_top" in how:
+        not_bn = [
+            layer for layer in _weighted(base) if not isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        expected = {layer.name for layer in not_bn[-3:]}
+    else:
+        start = names.index(config.unfreeze_from)
+        expected = {
+            layer.name
+            for layer in base.layers[start:]
+            if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+        }
+    trainable = {layer.name for layer in _weighted(base) if layer.trainable}
+    assert trainable == expected and expected
+    assert not any(
+        layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    # What the optimizer will see: the unfrozen base layers' kernels plus the head, nothing else.
+    base_weights = {id(w) for layer in base.layers if layer.name in expected for w in layer.trainable_weights}
+    head_weights = {id(w) for w in train.head_of(model).trainable_weights}
+    assert {id(w) for w in model.trainable_weights} == base_weights | head_weights
+    assert "augmentation" not in [layer.name for layer in model.layers]  # finalize took augment_name "none"
+
+
+@needs_mobilenet
+def test_build_model_for_finetune_takes_base_and_size_from_the_source(workspace, features_run):
+    """The Train page builds a summary before finalize: model/size fields still hold defaults."""
+    model = train.build_model(
+        TrainConfig(mode="finetune", from_run=features_run, unfreeze_top=1), 4, workspace
+    )
+    assert tuple(model.input.shape[1:]) == (64, 64, 3)
+    assert tuple(model.output.shape[1:]) == (4,)
+
+
+# ---------------------------------------------------------------------------- 11. device choices and math
+
+
+@pytest.mark.parametrize(
+    "requested, has_gpu, cpu_bf16, capability, expected",
+    [
+        ("auto", True, False, (8, 0), "mixed_bfloat16"),  # Ampere and newer
+        ("auto", True, True, (9, 0), "mixed_bfloat16"),
+        ("auto", True, False, (7, 5), "mixed_float16"),  # Turing, Volta
+        ("auto", True, False, None, "mixed_float16"),  # capability unknown: the safe choice
+        ("auto", False, True, None, "mixed_bfloat16"),  # AMX / AVX512-BF16 CPU
+        ("auto", False, False, None, "float32"),
+        ("float32", True, False, (9, 0), "float32"),  # an explicit choice always wins
+        ("mixed_float16", False, False, None, "mixed_float16"),
+        ("mixed_bfloat16", False, False, None, "mixed_bfloat16"),
+    ],
+)
+def test_choose_precision(requested, has_gpu, cpu_bf16, capability, expected):
+    assert train.choose_precision(requested, has_gpu, cpu_bf16, capability) == expected
+
+
+@pytest.mark.parametrize(
+    "requested, has_gpu, backend, expected",
+    [
+        ("auto", True, "tensorflow", True),
+        ("auto", False, "tensorflow", False),  # XLA on CPU was 3-4x slower
+        ("auto", False, "jax", True),  # JAX without jit runs op by op
+        ("on", False, "tensorflow", True),
+        ("off", True, "tensorflow", False),
+        ("off", False, "jax", False),
+    ],
+)
+def test_choose_jit(requested, has_gpu, backend, expected):
+    assert train.choose_jit(requested, has_gpu, backend) is expected
+
+
+def test_class_weight_for_unbalanced_labels():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    w = train.class_weight_for(labels, 3)
+    assert w == pytest.approx({0: 100 / 180, 1: 100 / 90, 2: 100 / 30})
+    assert np.mean([w[y] for y in labels]) == pytest.approx(1.0)  # the loss keeps its scale
+    assert w[2] / w[0] == pytest.approx(6.0)
+    assert train.class_weight_for(np.array([0, 0, 1, 1]), 2) == {0: 1.0, 1: 1.0}
+    assert set(train.class_weight_for(np.array([0, 0, 1]), 3)) == {0, 1, 2}  # an empty class is no error
+
+
+def test_device_plan_on_this_machine():
+    plan = train.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
+    assert plan["device"] == "CPU" and plan["gpus"] == 0
+    assert plan["precision"] == ("mixed_bfloat16" if train.cpu_has_bf16() else "float32")
+    assert plan["jit_compile"] is (plan["backend"] == "jax")
+
+
+# ---------------------------------------------------------------------------- 11. switches in a run
+
+
+def test_mixed_bfloat16_run_trains_on_cpu(workspace, float32_policy):
+    make_demo_split(workspace, per_class=8, size=48)
+    config = TrainConfig(
+        split="demo",
+        model="small",
+        image_size=48,
+        precision="mixed_bfloat16",
+        augment_name="seed-001",
+        epochs=1,
+        batch_size=8,
+        optimizer="adam",
+        learning_rate=1e-3,
+    )
+    run_id, status = run_in_process(train.finalize(config, workspace), workspace)
+    assert status["state"] == "done", status
+    assert status["plan"]["precision"] == "mixed_bfloat16"
+    [epoch] = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
+    assert np.isfinite(epoch["loss"]) and np.isfinite(epoch["val_loss"])
+    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    assert model.get_layer("last_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("output").compute_dtype == "float32"  # the softmax stays in float32
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_lr_schedules_run_and_log_the_learning_rate(workspace, schedule, float32_policy):
+    make_demo_split(workspace, per_class=8, size=48)
+    config = TrainConfig(
+        split="demo",
+        model="small",
+        image_size=48,
+        lr_schedule=schedule,
+        epochs=3,
+        batch_size=8,
+        learning_rate=0.01,
+        optimizer="sgd",
+        class_weights=True,
+        log_every=1,
+    )
+    run_id, status = run_in_process(train.finalize(config, workspace), workspace)
+    assert status["state"] == "done", status
+    rows = runs.metrics(run_id, workspace)
+    assert all(isinstance(r["lr"], float) for r in rows)
+    lrs = [r["lr"] for r in rows if r["kind"] == "batch"]
+    if schedule == "cosine":
+        assert lrs[0] < 0.01 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.001  # decays to ~0
+    else:
+        assert lrs[0] == pytest.approx(0.01) and min(lrs) >= 0.01 * 0.2**2 - 1e-9
