@@ -41,7 +41,7 @@ _JPEG_PARAMS = [
     cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
 ]
 # Bump whenever the drawing changes, so existing demo folders are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel vertex positions keep small shapes smooth
 _ONE = 1 << _SHIFT
@@ -103,8 +103,9 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     start = _colour(rng)
     image = start + (_colour(rng) - start) * ramp
 
-    n_layers = int(rng.choice([1, 1, 2]))
-    for kind in rng.choice(["stripes", "checker", "blotches", "lines"], size=n_layers, replace=False):
+    # One texture layer: busy enough that the model must find the shape, calm enough that a small
+    # net learns the classes from a few hundred pictures (v1's crossing lines made that too slow).
+    for kind in rng.choice(["stripes", "checker", "blotches", "lines"], size=1, p=[0.3, 0.3, 0.3, 0.1]):
         if kind == "stripes":
             phi = rng.uniform(0, np.pi)
             cycles = rng.uniform(3, 10)
@@ -128,7 +129,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
             image = _blend(image, blotches, rng.uniform(0.25, 0.55))
         else:
             layer = cv2.merge(list(image))
-            for _ in range(int(rng.integers(3, 9))):
+            for _ in range(int(rng.integers(2, 5))):
                 p0 = (rng.uniform(-0.2, 1.2, 2) * size * _ONE).astype(int)
                 p1 = (rng.uniform(-0.2, 1.2, 2) * size * _ONE).astype(int)
                 thickness = max(1, round(size * rng.uniform(0.005, 0.02)))
@@ -161,7 +162,7 @@ def _outline(rng: np.random.Generator, cls: str, radius: float) -> np.ndarray | 
 
 def _shape_mask(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
     """Anti-aliased coverage mask (size, size) uint8 of one randomly placed shape."""
-    radius = rng.uniform(0.25, 0.6) * size / 2
+    radius = rng.uniform(0.35, 0.75) * size / 2
     verts = _outline(rng, cls, radius)
     if verts is None:
         lo, hi = np.array([-radius, -radius]), np.array([radius, radius])
@@ -286,7 +287,7 @@ def _remove_stale(out_dir: Path, per_class: int) -> None:
 
 def generate(
     out_dir: str | os.PathLike,
-    per_class: int = 300,
+    per_class: int = 1000,
     size: int = 128,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
@@ -338,7 +339,9 @@ def generate(
     return out_dir
 
 
-def is_complete(dataset_dir: str | os.PathLike, per_class: int = 300, size: int = 128, seed: int = 0) -> bool:
+def is_complete(
+    dataset_dir: str | os.PathLike, per_class: int = 1000, size: int = 128, seed: int = 0
+) -> bool:
     """True when `dataset_dir` holds a finished generation with exactly these parameters."""
     try:
         return read_json(Path(dataset_dir) / MARKER_FILE) == _params(per_class, size, seed)
@@ -359,7 +362,7 @@ def _clean_stale_tmp(parent: Path) -> None:
 
 def ensure_demo(
     workspace: str | os.PathLike | None = None,
-    per_class: int = 300,
+    per_class: int = 1000,
     size: int = 128,
     progress: Callable[[float], None] | None = None,
 ) -> Path:

@@ -9,6 +9,7 @@ Session state used across pages (one documented name each):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,8 +202,8 @@ def show_error(e: BaseException) -> None:
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Workspace: `{workspace()}`")
-        path = dataset_path()
-        st.caption(f"Dataset: `{path.name}`")
+        chosen = st.session_state.get("dataset_path")
+        st.caption(f"Dataset: `{Path(chosen).name if chosen else demo.DEMO_NAME}`")
 
 
 def _progress_text(status: dict) -> str:
@@ -232,3 +233,39 @@ def active_runs_ui() -> None:
         elif right.button("Stop", key=f"stop_{run['id']}", icon=":material/stop:"):
             runs.stop(run["id"])
             right.caption("stopping...")
+
+
+def run_name(run: dict) -> str:
+    """The name the user gave a run, else its id."""
+    from core import runs
+
+    return runs.meta(run["id"]).get("name") or run["id"]
+
+
+def runs_table(all_runs: list[dict]) -> pd.DataFrame:
+    """One row per run for the history tables: what, how, how well, how long, state."""
+    from core import curves, evaluate, runs
+
+    rows = []
+    for run in all_runs:
+        c, s = run["config"], run["status"]
+        epochs = curves.epoch_table(runs.metrics(run["id"]))
+        val = [v for v in epochs.val_accuracy if v is not None]
+        cached = evaluate.cached_evaluation(run["id"]) if evaluate.model_file(run["path"], "best") else None
+        start, end = s.get("started"), s.get("ended") or (time.time() if s["state"] == "running" else None)
+        rows.append(
+            {
+                "name": run_name(run),
+                "mode": c.get("mode"),
+                "model": c.get("model"),
+                "augmentation": c.get("augment_name"),
+                "split": c.get("split"),
+                "epochs": f"{max([e for e in epochs.x if e] or [0])}/{c.get('epochs')}",
+                "best val acc": max(val) if val else None,
+                "test acc": cached.accuracy if cached else None,
+                "minutes": round((end - start) / 60, 1) if start and end else None,
+                "state": s["state"],
+                "id": run["id"],
+            }
+        )
+    return pd.DataFrame(rows)

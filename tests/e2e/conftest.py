@@ -39,9 +39,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Iterator[str]:
+def e2e_workspace(tmp_path_factory) -> Path:
+    """The workspace the app under test uses (empty at the start of the session)."""
+    return tmp_path_factory.mktemp("e2e-workspace")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, e2e_workspace) -> Iterator[str]:
     """Start `streamlit run dashboard/app.py` on a free port with an empty workspace."""
-    workspace = tmp_path_factory.mktemp("e2e-workspace")
+    workspace = e2e_workspace
     port = _free_port()
     env = {**os.environ, "CONVNET_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")

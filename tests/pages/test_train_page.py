@@ -8,9 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data, demo, runs
-from tests.conftest import REPO
-
-PAGE = str(REPO / "pages" / "train.py")
+from tests.pages.conftest import open_page
 
 
 @pytest.fixture
@@ -23,13 +21,13 @@ def tiny_split(workspace):
 
 @pytest.fixture
 def app(tiny_split) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    at = open_page("train.py")
     assert not at.exception, at.exception
     return at
 
 
 def test_no_split_points_to_data_page(workspace):
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = open_page("train.py")
     assert not at.exception
     assert any("Data" in i.value for i in at.info)
 

@@ -1,0 +1,105 @@
+"""Plotly figures shared by the pages: training curves (raw faint, smoothed bold), comparisons."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from core.curves import Table, smooth
+
+TRAIN_COLOR, VAL_COLOR = "#3b6ef5", "#e8710a"
+PALETTE = ["#3b6ef5", "#e8710a", "#1a9e77", "#d6336c", "#7048e8", "#868e96", "#f59f00", "#0c8599"]
+
+
+def _faint(color: str) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},0.25)"
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=330,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        legend=dict(orientation="h", y=-0.25),
+        hovermode="x unified",
+    )
+    return fig
+
+
+def add_series(
+    fig: go.Figure,
+    x: list,
+    y: list,
+    name: str,
+    color: str,
+    smoothing: float,
+    dash: str | None = None,
+    group: str | None = None,
+) -> None:
+    """Raw points faint and thin, the smoothed line bold, under one legend entry."""
+    group = group or name
+    if smoothing > 0:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name=f"{name} (raw)",
+                legendgroup=group,
+                showlegend=False,
+                line=dict(color=_faint(color), width=1, dash=dash),
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=smooth(y, smoothing),
+            mode="lines+markers" if len(x) < 40 else "lines",
+            name=name,
+            legendgroup=group,
+            line=dict(color=color, width=2.5, dash=dash),
+            marker=dict(size=5),
+        )
+    )
+
+
+def curves(table: Table, metric: str, smoothing: float, x_title: str, best: int | None = None) -> go.Figure:
+    """Training and validation `metric` ("loss" or "accuracy") over epochs or steps."""
+    fig = go.Figure()
+    if table.has(metric):
+        add_series(fig, table.x, getattr(table, metric), "training", TRAIN_COLOR, smoothing)
+    val = getattr(table, f"val_{metric}", None)
+    if val is not None and table.has(f"val_{metric}"):
+        add_series(fig, table.x, val, "validation", VAL_COLOR, smoothing)
+    if best is not None:
+        fig.add_vline(
+            x=best,
+            line=dict(color="#1a9e77", dash="dot"),
+            annotation_text=f"best epoch {best}",
+            annotation_position="top left",
+        )
+    return _layout(fig, metric.capitalize(), x_title, metric)
+
+
+def compare(tables: dict[str, Table], metric: str, smoothing: float, x_title: str) -> go.Figure:
+    """One colour per run; training solid, validation dashed."""
+    fig = go.Figure()
+    for i, (name, table) in enumerate(tables.items()):
+        color = PALETTE[i % len(PALETTE)]
+        if table.has(metric):
+            add_series(fig, table.x, getattr(table, metric), f"{name} training", color, smoothing, group=name)
+        if table.has(f"val_{metric}"):
+            add_series(
+                fig,
+                table.x,
+                getattr(table, f"val_{metric}"),
+                f"{name} validation",
+                color,
+                smoothing,
+                dash="dash",
+                group=name,
+            )
+    return _layout(fig, f"{metric.capitalize()}: runs compared", x_title, metric)

@@ -1,0 +1,295 @@
+"""Evaluate: score a run on its test pictures, look at its mistakes, try it on new pictures, export it."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import evaluate, metrics, runs
+from core.images import ImageError, load_resized
+from dashboard import ui
+
+EXPORTS = {
+    "keras": ("Keras model (.keras)", "For Python with Keras 3: keras.models.load_model(file)."),
+    "savedmodel": (
+        "TensorFlow SavedModel (.zip)",
+        "For TensorFlow Serving, TensorFlow.js and programs without Keras.",
+    ),
+    "tflite": ("TensorFlow Lite (.tflite)", "For phones and small devices (LiteRT)."),
+}
+
+
+def pick_run() -> tuple[dict, str] | None:
+    done = [r for r in runs.list_runs() if evaluate.model_file(r["path"], "best")]
+    if not done:
+        st.info("No trained models yet. Train one on the Train page.")
+        ui.link_to("Train", "Go to Train")
+        return None
+    by_id = {r["id"]: r for r in done}
+    c1, c2 = st.columns([4, 1])
+    run_id = c1.selectbox(
+        "Run",
+        list(by_id),
+        key="eval_run",
+        format_func=lambda i: f"{ui.run_name(by_id[i])} · {by_id[i]['status']['state']}",
+    )
+    which = c2.radio(
+        "Model",
+        ["best", "last"],
+        horizontal=True,
+        key="eval_which",
+        help="best: the epoch with the lowest validation loss; last: the final epoch.",
+    )
+    return by_id[run_id], which
+
+
+def scores_ui(run: dict, which: str) -> evaluate.EvalResult | None:
+    result = evaluate.cached_evaluation(run["id"], which)
+    if result is None:
+        st.caption("Scores the model on the test pictures of its split, which it never saw while training.")
+        if not st.button(
+            "Score on the test pictures", key="eval_go", type="primary", icon=":material/fact_check:"
+        ):
+            return None
+        bar = st.progress(0.0)
+        try:
+            result = evaluate.evaluate_run(
+                run["id"],
+                which,
+                progress=lambda stage, d, t: bar.progress(d / max(t, 1), text=f"{stage} {d:,}/{t:,}"),
+            )
+        except (ValueError, OSError) as e:
+            bar.empty()
+            ui.show_error(e)
+            return None
+        bar.empty()
+    return result
+
+
+def confusion_chart(result: evaluate.EvalResult, normalized: bool) -> go.Figure:
+    cm = metrics.normalize_rows(result.confusion) if normalized else result.confusion
+    text = [[f"{v:.0%}" if normalized else f"{int(v)}" for v in row] for row in cm]
+    fig = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=result.classes,
+            y=result.classes,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{text}",
+        )
+    )
+    fig.update_layout(
+        title="Confusion matrix",
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+    )
+    return fig
+
+
+def roc_chart(result: evaluate.EvalResult) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line=dict(dash="dot", color="#adb5bd"),
+            name="guessing",
+            hoverinfo="skip",
+        )
+    )
+    classes = result.classes
+    shown = [1] if len(classes) == 2 else range(len(classes))
+    for k in shown:
+        fpr, tpr, area = result.roc[k]
+        if area is None:
+            continue
+        label = f"{classes[k]} (AUC {area:.3f})" if len(classes) > 2 else f"AUC {area:.3f}"
+        fig.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines", name=label))
+    title = "ROC curve" + (
+        f", one class vs the rest (macro AUC {result.roc.macro_auc:.3f})"
+        if len(classes) > 2 and result.roc.macro_auc is not None
+        else f" for '{classes[1]}'"
+        if len(classes) == 2
+        else ""
+    )
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+    )
+    return fig
+
+
+def results_ui(result: evaluate.EvalResult) -> None:
+    a, b, c, d = st.columns(4)
+    a.metric("Test accuracy", f"{result.accuracy:.1%}")
+    b.metric("Test loss", f"{result.loss:.4f}")
+    c.metric("Test pictures", f"{result.n:,}")
+    d.metric("Wrong", f"{int((result.predicted != result.labels).sum()):,}")
+    if result.failed:
+        st.warning(f"{len(result.failed)} test pictures could not be read and were left out.")
+    left, right = st.columns(2)
+    with left:
+        normalized = st.toggle("Show shares instead of counts", key="eval_normalized")
+        st.plotly_chart(confusion_chart(result, normalized), key="eval_confusion")
+    with right:
+        st.plotly_chart(roc_chart(result), key="eval_roc")
+    st.dataframe(
+        pd.DataFrame(result.report),
+        hide_index=True,
+        key="eval_report",
+        column_config={
+            k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")
+        },
+    )
+    st.subheader("Most confident mistakes")
+    if not result.top_losses:
+        st.success("No mistakes on the test pictures.")
+    else:
+        st.caption(
+            "The pictures the model got wrong while being most sure of itself: often mislabelled pictures, "
+            "odd crops, or what the model has not learned yet."
+        )
+        cols = st.columns(6)
+        for i, item in enumerate(result.top_losses[:12]):
+            try:
+                thumb = load_resized(item["file"], (160, 160), "crop")
+            except (ImageError, OSError):
+                continue
+            cols[i % 6].image(thumb, caption=f"true {item['true']}, said {item['pred']} ({item['prob']:.0%})")
+    csv = evaluate.eval_paths(runs.run_dir(result.run_id), result.which, result.subset)[1]
+    if csv.exists():
+        st.download_button(
+            "Download every prediction (CSV)",
+            csv.read_bytes(),
+            file_name=csv.name,
+            mime="text/csv",
+            key="eval_csv",
+            icon=":material/download:",
+        )
+
+
+def probability_bars(probs: dict[str, float]) -> go.Figure:
+    names = list(probs)
+    fig = go.Figure(
+        go.Bar(
+            x=[probs[n] for n in names],
+            y=names,
+            orientation="h",
+            text=[f"{probs[n]:.1%}" for n in names],
+            textposition="auto",
+            marker_color="#3b6ef5",
+        )
+    )
+    fig.update_layout(
+        height=60 + 28 * len(names),
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis_range=[0, 1],
+        xaxis_tickformat=".0%",
+    )
+    return fig
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model...")
+def cached_model(run_id: str, which: str, mtime: float) -> evaluate.RunModel:
+    return evaluate.load_run_model(run_id, which)
+
+
+def predict_ui(run: dict, which: str) -> None:
+    st.subheader("Try it on new pictures")
+    source = st.radio(
+        "Pictures from", ["Upload", "A folder on this computer"], horizontal=True, key="predict_source"
+    )
+    sources: list[tuple[str, object]] = []
+    if source == "Upload":
+        files = st.file_uploader(
+            "Pictures",
+            type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
+            accept_multiple_files=True,
+            key="predict_upload",
+        )
+        sources = [(f.name, f.getvalue()) for f in files or []]
+    else:
+        folder = st.text_input("Folder", key="predict_folder")
+        if folder.strip():
+            try:
+                sources = [(str(p), p) for p in evaluate.image_files(folder.strip())[:200]]
+            except FileNotFoundError as e:
+                ui.show_error(e)
+    if not sources:
+        return
+    file = evaluate.model_file(run["path"], which)
+    model = cached_model(run["id"], which, file.stat().st_mtime)
+    predictions = evaluate.predict_sources(model, sources)
+    cols = st.columns(3)
+    for i, ((_, src), p) in enumerate(zip(sources, predictions)):
+        with cols[i % 3].container(border=True):
+            if p.error:
+                st.error(f"{Path(p.path).name}: {p.error}")
+                continue
+            st.image(load_resized(src, (200, 200), "pad"), caption=Path(p.path).name)
+            st.markdown(f"**{p.label}** ({p.probability:.1%})")
+            st.plotly_chart(probability_bars(p.probabilities), key=f"predict_bars_{i}")
+
+
+def export_ui(run: dict, which: str) -> None:
+    with st.expander("Export the model"):
+        fmt = st.radio("Format", list(EXPORTS), format_func=lambda f: EXPORTS[f][0], key="export_format")
+        st.caption(
+            EXPORTS[fmt][1] + " Inputs: RGB pictures as floats 0-255 of the training size; "
+            "outputs: class probabilities."
+        )
+        if st.button("Prepare download", key="export_go", icon=":material/package_2:"):
+            out = Path(tempfile.mkdtemp(prefix="export-"))
+            try:
+                with st.spinner("Exporting..."):
+                    path = evaluate.export_model(run["id"], fmt, out, which)
+            except (ValueError, OSError) as e:
+                ui.show_error(e)
+                return
+            if path.is_dir():
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                    for f in path.rglob("*"):
+                        if f.is_file():
+                            z.write(f, f"{path.name}/{f.relative_to(path)}")
+                data, name = buf.getvalue(), f"{path.name}.zip"
+            else:
+                data, name = path.read_bytes(), path.name
+            shutil.rmtree(out, ignore_errors=True)
+            st.download_button(
+                f"Download {name} ({len(data) / 1e6:.1f} MB)",
+                data,
+                file_name=name,
+                key="export_download",
+                icon=":material/download:",
+            )
+
+
+st.title("Evaluate")
+st.caption("How good is the model on pictures it has never seen? And what does it say about yours?")
+picked = pick_run()
+if picked is None:
+    st.stop()
+run, which = picked
+result = scores_ui(run, which)
+if result is not None:
+    results_ui(result)
+predict_ui(run, which)
+export_ui(run, which)

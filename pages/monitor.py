@@ -1,0 +1,221 @@
+"""Monitor: live smoothed curves and progress of a run; the run history; compare runs."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core import curves, runs
+from core.fileio import read_json
+from dashboard import charts, ui
+
+POLL_SECONDS = 1.5
+
+
+def run_label(run: dict) -> str:
+    c, s = run["config"], run["status"]
+    name = ui.run_name(run)
+    return f"{name} · {s['state']} · {c.get('mode')} · {c.get('model')}"
+
+
+def pick_run(all_runs: list[dict]) -> dict | None:
+    if not all_runs:
+        st.info("No runs yet. Start one on the Train page.")
+        ui.link_to("Train", "Go to Train")
+        return None
+    ids = [r["id"] for r in all_runs]
+    active = [r["id"] for r in all_runs if r["status"]["state"] in runs.ACTIVE_STATES]
+    if st.session_state.get("monitor_run") not in ids:
+        st.session_state["monitor_run"] = (active or ids)[0]
+    by_id = {r["id"]: r for r in all_runs}
+    chosen = st.selectbox("Run", ids, format_func=lambda i: run_label(by_id[i]), key="monitor_run")
+    return by_id[chosen]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+def controls(run_id: str, status: dict) -> None:
+    """Stop for active runs, resume for stopped/failed/interrupted ones."""
+    state = status["state"]
+    if state in runs.ACTIVE_STATES:
+        if st.button("Stop after this batch", key="monitor_stop", icon=":material/stop:"):
+            runs.stop(run_id)
+            st.toast("Asked the run to stop; checkpoints are kept.")
+    elif state in ("stopped", "failed", "interrupted"):
+        if st.button(
+            "Resume",
+            key="monitor_resume",
+            icon=":material/play_arrow:",
+            help="Continue from the last saved epoch, with the optimizer's state.",
+        ):
+            try:
+                runs.resume(run_id)
+            except (ValueError, OSError) as e:
+                ui.show_error(e)
+            else:
+                st.rerun()
+
+
+def live(run_id: str, smoothing: float, per_batch: bool) -> None:
+    """Progress, hints and curves of one run; re-run every POLL_SECONDS while it is active."""
+    path = runs.run_dir(run_id)
+    status = runs.read_status(path)
+    rows = runs.metrics(run_id)
+    config = read_json(path / "config.json")
+    p = curves.progress(status, rows, time.time())
+    state = status["state"]
+    if state == "failed" or state == "interrupted":
+        st.error(f"This run {state}: {status.get('error') or 'no message'}")
+        with st.expander("Full log"):
+            log = path / "log.txt"
+            st.code(
+                log.read_text(errors="replace")[-20_000:] if log.exists() else "(no log)", language="text"
+            )
+    elif state == "queued":
+        st.info(status.get("message") or "Waiting to start...")
+    cols = st.columns(5)
+    cols[0].metric("State", state)
+    cols[1].metric("Epoch", f"{p['epoch'] or 0} / {p['epochs'] or config.get('epochs')}")
+    cols[2].metric("Elapsed", duration(p["elapsed"]))
+    cols[3].metric("Time left", duration(p["eta"]) if p["eta"] is not None else "—")
+    cols[4].metric("Images / s", f"{p['images_per_s']:.0f}" if p["images_per_s"] else "—")
+    if state in runs.ACTIVE_STATES or state == "stopped":
+        st.progress(p["epoch_fraction"], text=f"This epoch: batch {p['batch'] or 0} of {p['batches'] or '?'}")
+    st.progress(p["fraction"], text=f"Whole run: {p['fraction']:.0%}")
+    if status.get("message") and state == "running":
+        st.caption(status["message"])
+    for hint in curves.hints(rows, num_classes=len(status.get("classes") or []) or None):
+        st.warning(hint, icon=":material/lightbulb:")
+    table = curves.batch_table(rows) if per_batch else curves.epoch_table(rows)
+    best = curves.best_epoch(rows)
+    if len(table) == 0:
+        st.caption("No measurements yet: the first appear after a few batches.")
+    else:
+        x_title = "step (batches)" if per_batch else "epoch"
+        left, right = st.columns(2)
+        left.plotly_chart(
+            charts.curves(table, "loss", smoothing, x_title, None if per_batch else best), key="monitor_loss"
+        )
+        right.plotly_chart(
+            charts.curves(table, "accuracy", smoothing, x_title, None if per_batch else best),
+            key="monitor_accuracy",
+        )
+        if best is not None:
+            e = curves.epoch_table(rows)
+            i = e.x.index(best)
+            st.caption(
+                f"Best epoch so far: **{best}** (validation loss {e.val_loss[i]:.4f}, "
+                f"validation accuracy {e.val_accuracy[i]:.1%}); it is saved as best.keras."
+            )
+    controls(run_id, status)
+    if st.session_state.get("monitor_last_state", {}).get(run_id) not in (None, state):
+        st.session_state.setdefault("monitor_last_state", {})[run_id] = state
+        st.rerun()  # the run changed state: redraw the page (and stop polling when it ended)
+    st.session_state.setdefault("monitor_last_state", {})[run_id] = state
+
+
+st.title("Monitor")
+st.caption(
+    "Loss says how wrong the model is (lower is better); accuracy is the share of pictures it gets right. "
+    "Training curves show the pictures it learns from, validation curves pictures it never learns from: "
+    "when they drift apart, it is memorising rather than learning."
+)
+all_runs = runs.list_runs()
+run = pick_run(all_runs)
+if run is None:
+    st.stop()
+c1, c2 = st.columns([3, 2])
+smoothing = c1.slider(
+    "Smoothing",
+    0.0,
+    0.99,
+    0.8,
+    0.01,
+    key="monitor_smoothing",
+    help="Averages out noise (0: raw). The same debiased moving average as TensorBoard; "
+    "0.8 is the tutorials' smooth_curve factor.",
+)
+per_batch = c2.radio("Points", ["per epoch", "per batch"], horizontal=True, key="monitor_x") == "per batch"
+active = run["status"]["state"] in runs.ACTIVE_STATES
+st.fragment(run_every=POLL_SECONDS if active else None)(live)(run["id"], smoothing, per_batch)
+
+
+def history_ui(all_runs: list[dict], smoothing: float) -> None:
+    """The run table: sortable, select rows to compare; rename, notes, delete."""
+    st.subheader("All runs")
+    table = ui.runs_table(all_runs)
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="runs_table",
+        column_config={
+            "best val acc": st.column_config.NumberColumn(format="percent"),
+            "test acc": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    chosen = [all_runs[i] for i in event.selection.rows] if event and event.selection.rows else []
+    if not chosen:
+        st.caption(
+            "Select runs in the table (tick the boxes on the left) to compare their curves and settings, "
+            "rename them or delete them."
+        )
+        return
+    if len(chosen) >= 2:
+        compare_ui(chosen, smoothing)
+    edit_ui(chosen)
+
+
+def compare_ui(chosen: list[dict], smoothing: float) -> None:
+    tables = {ui.run_name(r): curves.epoch_table(runs.metrics(r["id"])) for r in chosen}
+    left, right = st.columns(2)
+    left.plotly_chart(charts.compare(tables, "loss", smoothing, "epoch"), key="compare_loss")
+    right.plotly_chart(charts.compare(tables, "accuracy", smoothing, "epoch"), key="compare_accuracy")
+    configs = pd.DataFrame({ui.run_name(r): {k: str(v) for k, v in r["config"].items()} for r in chosen})
+    differs = configs.nunique(axis=1) > 1
+    only_diff = st.toggle("Only settings that differ", value=True, key="compare_only_diff")
+    shown = configs[differs] if only_diff else configs
+    st.dataframe(
+        shown.style.apply(
+            lambda row: ["background-color: #fff3bf" if differs[row.name] else ""] * len(row), axis=1
+        ),
+        key="compare_configs",
+    )
+
+
+def edit_ui(chosen: list[dict]) -> None:
+    run = chosen[-1]
+    meta = runs.meta(run["id"])
+    with st.expander(f"Name, notes and delete: {ui.run_name(run)}", expanded=len(chosen) == 1):
+        name = st.text_input("Name", value=meta.get("name", ""), key=f"meta_name_{run['id']}")
+        notes = st.text_area("Notes", value=meta.get("notes", ""), key=f"meta_notes_{run['id']}")
+        c1, c2 = st.columns(2)
+        if c1.button("Save name and notes", key="meta_save", icon=":material/save:"):
+            runs.set_meta(run["id"], name=name, notes=notes)
+            st.rerun()
+        if run["status"]["state"] in runs.ACTIVE_STATES:
+            c2.caption("A running run cannot be deleted; stop it first.")
+        elif c2.checkbox("Yes, delete this run and its models", key=f"delete_confirm_{run['id']}"):
+            if c2.button("Delete run", key="delete_run", type="primary", icon=":material/delete:"):
+                try:
+                    runs.delete(run["id"])
+                except ValueError as e:
+                    ui.show_error(e)
+                else:
+                    st.session_state.pop("monitor_run", None)
+                    st.rerun()
+
+
+history_ui(all_runs, smoothing)
