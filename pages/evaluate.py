@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import evaluate, metrics, runs
 from core.images import ImageError, load_resized
-from dashboard import ui
+from dashboard import charts, ui
 
 EXPORTS = {
     "keras": ("Keras model (.keras)", "For Python with Keras 3: keras.models.load_model(file)."),
@@ -185,27 +185,6 @@ def results_ui(result: evaluate.EvalResult) -> None:
         )
 
 
-def probability_bars(probs: dict[str, float]) -> go.Figure:
-    names = list(probs)
-    fig = go.Figure(
-        go.Bar(
-            x=[probs[n] for n in names],
-            y=names,
-            orientation="h",
-            text=[f"{probs[n]:.1%}" for n in names],
-            textposition="auto",
-            marker_color="#3b6ef5",
-        )
-    )
-    fig.update_layout(
-        height=60 + 28 * len(names),
-        margin=dict(l=10, r=10, t=10, b=10),
-        xaxis_range=[0, 1],
-        xaxis_tickformat=".0%",
-    )
-    return fig
-
-
 @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
 def cached_model(run_id: str, which: str, mtime: float) -> evaluate.RunModel:
     return evaluate.load_run_model(run_id, which)
@@ -245,7 +224,7 @@ def predict_ui(run: dict, which: str) -> None:
                 continue
             st.image(load_resized(src, (200, 200), "pad"), caption=Path(p.path).name)
             st.markdown(f"**{p.label}** ({p.probability:.1%})")
-            st.plotly_chart(probability_bars(p.probabilities), key=f"predict_bars_{i}")
+            st.plotly_chart(charts.probability_bars(p.probabilities), key=f"predict_bars_{i}")
 
 
 def export_ui(run: dict, which: str) -> None:

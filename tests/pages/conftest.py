@@ -6,7 +6,7 @@ import base64
 import os
 
 import numpy as np
-
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
@@ -32,3 +32,32 @@ def plotly_values(v) -> np.ndarray:
         shape = [int(n) for n in str(v.get("shape", "-1")).split(",")]
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).reshape(shape)
     return np.asarray(v)
+
+
+@pytest.fixture
+def trained_run(workspace, tmp_path):
+    """A run directory holding a real (briefly trained) model on demo shapes at 32 px."""
+    from core import data, demo, models, runs
+    from core.runs import RunControl
+    from core.train import TrainConfig, finalize
+
+    root = demo.generate(tmp_path / "shapes", per_class=20, size=32)
+    split = data.make_split(data.scan(root), data.SplitSpec("counts", 10, 4, 6))
+    data.save_split(split, name="shapes")
+    config = finalize(
+        TrainConfig(
+            split="shapes", mode="scratch", model="small", image_size=32, epochs=1, augment_name="none"
+        ),
+        workspace,
+    )
+    run_id = runs.create_run(config.to_dict())
+    path = runs.run_dir(run_id)
+    model = models.build_scratch("small", 32, len(split.classes))
+    model.compile(optimizer="adam", loss=models.loss_for(len(split.classes)), metrics=["accuracy"])
+    from core import cache
+
+    train = cache.split_arrays(split, "train", (32, 32))
+    model.fit(np.asarray(train.images, np.float32), np.asarray(train.labels), epochs=2, verbose=0)
+    model.save(path / "best.keras")
+    RunControl(path).update(state="done", pid=None, classes=split.classes)
+    return run_id, split

@@ -7,36 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from core import data, demo, models, runs
-from core.runs import RunControl
-from core.train import TrainConfig, finalize
 from tests import imagefiles
 from tests.pages.conftest import open_page, plotly_values
-
-
-@pytest.fixture
-def trained_run(workspace, tmp_path):
-    """A run directory holding a real (briefly trained) model on demo shapes at 32 px."""
-    root = demo.generate(tmp_path / "shapes", per_class=20, size=32)
-    split = data.make_split(data.scan(root), data.SplitSpec("counts", 10, 4, 6))
-    data.save_split(split, name="shapes")
-    config = finalize(
-        TrainConfig(
-            split="shapes", mode="scratch", model="small", image_size=32, epochs=1, augment_name="none"
-        ),
-        workspace,
-    )
-    run_id = runs.create_run(config.to_dict())
-    path = runs.run_dir(run_id)
-    model = models.build_scratch("small", 32, len(split.classes))
-    model.compile(optimizer="adam", loss=models.loss_for(len(split.classes)), metrics=["accuracy"])
-    from core import cache
-
-    train = cache.split_arrays(split, "train", (32, 32))
-    model.fit(np.asarray(train.images, np.float32), np.asarray(train.labels), epochs=2, verbose=0)
-    model.save(path / "best.keras")
-    RunControl(path).update(state="done", pid=None, classes=split.classes)
-    return run_id, split
 
 
 def test_score_shows_metrics_confusion_and_mistakes(trained_run):

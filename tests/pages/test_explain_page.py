@@ -1,0 +1,40 @@
+"""AppTest for the Explain page: heatmaps for uploads, layer and method choice, activations, bad files."""
+
+from __future__ import annotations
+
+from tests import imagefiles
+from tests.pages.conftest import open_page
+
+
+def test_upload_shows_heatmap_overlay_and_activations(trained_run, tmp_path):
+    at = open_page("explain.py")
+    assert not at.exception, at.exception
+    picture = imagefiles.noisy(tmp_path / "p.png", size=(48, 40)).read_bytes()
+    at.file_uploader(key="explain_upload").upload("p.png", picture, "image/png").run()
+    assert not at.exception, at.exception
+    images = at.get("image")
+    assert len(images) >= 4  # picture, heatmap, overlay, activation grid
+    assert any("the network says" in m.value for m in at.markdown)
+    first_overlay = [el.proto.imgs[0].url for el in at.get("image")][2]
+    layers = at.selectbox(key="explain_layer").options
+    assert len(layers) >= 2
+    at.selectbox(key="explain_layer").set_value(layers[0]).run()
+    assert not at.exception, at.exception
+    assert [el.proto.imgs[0].url for el in at.get("image")][2] != first_overlay  # another layer, another map
+    for method in ("Grad-CAM++", "Score-CAM"):
+        at.selectbox(key="explain_method").set_value(method).run()
+        assert not at.exception, at.exception
+    assert at.get("download_button")
+
+
+def test_bad_picture_and_bad_model_file_are_messages(trained_run, tmp_path):
+    at = open_page("explain.py")
+    at.file_uploader(key="explain_upload").upload("x.jpg", b"not a picture", "image/jpeg").run()
+    assert not at.exception
+    assert any("x.jpg" in e.value for e in at.error)
+    at.radio(key="explain_model_source").set_value("A model file").run()
+    at.file_uploader(key="explain_model_upload").upload(
+        "m.keras", b"PK not a model", "application/octet-stream"
+    ).run()
+    assert not at.exception, at.exception
+    assert any("Could not load m.keras" in e.value for e in at.error)
