@@ -194,7 +194,7 @@ def test_upsample_overlay_and_heat_image():
     heat = np.zeros((4, 4), np.float32)
     heat[1, 2] = 1.0
     up = E.upsample(heat, (32, 48))
-    assert up.shape == (32, 48) and up.dtype == np.float32 and 0 <= up.min() and up.max() <= 1
+    assert up.shape == (32, 48) and up.dtype == np.float32 and up.min() >= 0 and up.max() <= 1
     image = np.full((32, 48, 3), 100, np.uint8)
     coloured = E.heat_image(np.zeros((4, 4)), size=(32, 48))
     assert coloured.shape == (32, 48, 3) and tuple(coloured[0, 0]) == (0, 0, 128)  # JET(0), as RGB
@@ -236,7 +236,9 @@ def test_gradcam_matches_the_keras_io_recipe_on_logits():
     keras.utils.set_random_seed(0)
     model = _small(2)
     x = _images(2, 32).astype("float32")
-    grad_model = keras.Model(model.input, [model.get_layer("last_conv").output, model.get_layer("dropout").output])
+    grad_model = keras.Model(
+        model.input, [model.get_layer("last_conv").output, model.get_layer("dropout").output]
+    )
     kernel, bias = model.get_layer("output").get_weights()
     for cls, sign in ((1, 1.0), (0, -1.0)):
         with tf.GradientTape() as tape:
@@ -244,7 +246,9 @@ def test_gradcam_matches_the_keras_io_recipe_on_logits():
             score = sign * (tf.matmul(features, kernel) + bias)[:, 0]
         grads = tape.gradient(score, conv).numpy()
         cam = np.maximum(np.einsum("nhwc,nc->nhw", conv.numpy(), grads.mean(axis=(1, 2))), 0)
-        expected = cam / np.where(cam.max(axis=(1, 2), keepdims=True) > 0, cam.max(axis=(1, 2), keepdims=True), 1)
+        expected = cam / np.where(
+            cam.max(axis=(1, 2), keepdims=True) > 0, cam.max(axis=(1, 2), keepdims=True), 1
+        )
         np.testing.assert_allclose(E.gradcam(model, x, class_index=cls), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -275,7 +279,7 @@ def test_gradcam_transfer_nested_base(variant, tmp_path):
     model = _build(variant, _transfer, tmp_path)
     x = np.stack([_image(96, i) for i in range(2)])
     maps = E.gradcam(model, x, class_index=1)
-    assert maps.shape == (2, 3, 3) and 0 <= maps.min() and maps.max() <= 1
+    assert maps.shape == (2, 3, 3) and maps.min() >= 0 and maps.max() <= 1
     zero, one = (E.gradcam(model, x, layer="base/conv_pw_11_relu", class_index=k) for k in (0, 1))
     # With a random head either class may have no positive evidence; together they cover the map.
     _check_maps(np.maximum(zero, one), (2, 6, 6))
@@ -288,7 +292,7 @@ def test_gradcam_softmax_three_classes(variant, tmp_path):
     x = _images(3, 32)
     maps = [E.gradcam(model, x, class_index=k) for k in range(3)]
     for m in maps:
-        assert m.shape == (3, 8, 8) and 0 <= m.min() and m.max() <= 1
+        assert m.shape == (3, 8, 8) and m.min() >= 0 and m.max() <= 1
     assert not np.allclose(maps[0], maps[1]) and not np.allclose(maps[1], maps[2])
     predicted = np.asarray(model(x.astype("float32"))).argmax(1)
     np.testing.assert_allclose(E.gradcam(model, x), np.stack([maps[k][i] for i, k in enumerate(predicted)]))
@@ -304,7 +308,9 @@ def test_keras_file_round_trip_gives_the_same_heatmaps(tmp_path):
     model.save(path)  # after the explainers replayed its graph
     loaded = train.load_model(path)
     for name, f in methods.items():
-        np.testing.assert_allclose(f(loaded, x, layer="base/conv_pw_11_relu"), before[name], atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            f(loaded, x, layer="base/conv_pw_11_relu"), before[name], atol=1e-4, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -399,7 +405,9 @@ def test_gradcam_finds_the_demo_shapes(tmp_path):
 
     keras.utils.set_random_seed(0)
     base = M.build_base("mobilenet_0.25", 224, MOBILENET_025)
-    features = base.predict(np.asarray(M.Preprocess("tf")(images.astype("float32"))), batch_size=64, verbose=0)
+    features = base.predict(
+        np.asarray(M.Preprocess("tf")(images.astype("float32"))), batch_size=64, verbose=0
+    )
     head = M.build_head(features.shape[1:], len(classes), pooling="avg", units=0, dropout=0.3)
     head.compile(keras.optimizers.Adam(1e-3), M.loss_for(len(classes)), metrics=["accuracy"])
     head.fit(features[~held_out], labels[~held_out], epochs=30, batch_size=32, verbose=0)
@@ -425,12 +433,18 @@ def test_gradcam_finds_the_demo_shapes(tmp_path):
 
     rel_ok = [rel for rel, ok in zip(np.array(rels)[held_out], correct) if ok]
     hit, inside, outside = localisation(E.gradcam(model, x[correct]), rel_ok)
-    print(f"\naccuracy {correct.mean():.3f}; Grad-CAM: peak in box {hit:.3f}, heat in {inside:.3f} / out {outside:.3f}")
+    print(
+        f"\naccuracy {correct.mean():.3f}; Grad-CAM: peak in box {hit:.3f}, heat in {inside:.3f} / out {outside:.3f}"
+    )
     assert hit >= 0.8 and inside > outside
     hit_pp, inside_pp, outside_pp = localisation(E.gradcam_plus_plus(model, x[correct]), rel_ok)
     print(f"Grad-CAM++: peak in box {hit_pp:.3f}, heat in {inside_pp:.3f} / out {outside_pp:.3f}")
     assert hit_pp >= 0.8 and inside_pp > outside_pp
     few = slice(0, 16)
-    hit_sc, inside_sc, outside_sc = localisation(E.scorecam(model, x[correct][few], max_channels=32), rel_ok[few])
-    print(f"Score-CAM (16 images, 32 channels): peak in box {hit_sc:.3f}, heat in {inside_sc:.3f} / out {outside_sc:.3f}")
+    hit_sc, inside_sc, outside_sc = localisation(
+        E.scorecam(model, x[correct][few], max_channels=32), rel_ok[few]
+    )
+    print(
+        f"Score-CAM (16 images, 32 channels): peak in box {hit_sc:.3f}, heat in {inside_sc:.3f} / out {outside_sc:.3f}"
+    )
     assert inside_sc > outside_sc
