@@ -70,8 +70,16 @@ def _num(label: str, unit: str, help: str, lo: float, hi: float, step: float, gr
     """A numeric dataclass field defaulting to 0 (off) with UI metadata."""
     return field(
         default=0.0,
-        metadata={"label": label, "unit": unit, "help": help, "min": lo, "max": hi, "step": step,
-                  "kind": "float", "group": group},
+        metadata={
+            "label": label,
+            "unit": unit,
+            "help": help,
+            "min": lo,
+            "max": hi,
+            "step": step,
+            "kind": "float",
+            "group": group,
+        },
     )
 
 
@@ -79,8 +87,16 @@ def _flag(label: str, help: str) -> Any:
     """A boolean dataclass field defaulting to False with UI metadata."""
     return field(
         default=False,
-        metadata={"label": label, "unit": "", "help": help, "min": None, "max": None, "step": None,
-                  "kind": "bool", "group": "geometric"},
+        metadata={
+            "label": label,
+            "unit": "",
+            "help": help,
+            "min": None,
+            "max": None,
+            "step": None,
+            "kind": "bool",
+            "group": "geometric",
+        },
     )
 
 
@@ -89,44 +105,109 @@ class AugmentConfig:
     """Augmentation settings in human units; defaults are the identity (nothing applied)."""
 
     rotation_deg: float = _num(
-        "Rotation", "degrees", "Rotate by a random angle up to this many degrees either way.",
-        0.0, 180.0, 1.0, "geometric")
+        "Rotation",
+        "degrees",
+        "Rotate by a random angle up to this many degrees either way.",
+        0.0,
+        180.0,
+        1.0,
+        "geometric",
+    )
     width_shift: float = _num(
-        "Horizontal shift", "fraction of width", "Shift left/right by up to this fraction of the width.",
-        0.0, 1.0, 0.01, "geometric")
+        "Horizontal shift",
+        "fraction of width",
+        "Shift left/right by up to this fraction of the width.",
+        0.0,
+        1.0,
+        0.01,
+        "geometric",
+    )
     height_shift: float = _num(
-        "Vertical shift", "fraction of height", "Shift up/down by up to this fraction of the height.",
-        0.0, 1.0, 0.01, "geometric")
+        "Vertical shift",
+        "fraction of height",
+        "Shift up/down by up to this fraction of the height.",
+        0.0,
+        1.0,
+        0.01,
+        "geometric",
+    )
     shear_deg: float = _num(
-        "Shear", "degrees", "Slant sideways by up to this angle either way (x shear, tan(angle) <= 1).",
-        0.0, MAX_SHEAR_DEG, 0.1, "geometric")
+        "Shear",
+        "degrees",
+        "Slant sideways by up to this angle either way (x shear, tan(angle) <= 1).",
+        0.0,
+        MAX_SHEAR_DEG,
+        0.1,
+        "geometric",
+    )
     zoom: float = _num(
-        "Zoom", "fraction", "Zoom in or out by up to this fraction (0.2: scale 0.8-1.2).",
-        0.0, MAX_ZOOM, 0.01, "geometric")
+        "Zoom",
+        "fraction",
+        "Zoom in or out by up to this fraction (0.2: scale 0.8-1.2).",
+        0.0,
+        MAX_ZOOM,
+        0.01,
+        "geometric",
+    )
     horizontal_flip: bool = _flag("Flip left-right", "Mirror left-right with probability 1/2.")
     vertical_flip: bool = _flag("Flip upside-down", "Mirror top-bottom with probability 1/2.")
     brightness: float = _num(
-        "Brightness", "fraction of range", "Add or remove up to this fraction of full brightness (255).",
-        0.0, 1.0, 0.01, "photometric")
+        "Brightness",
+        "fraction of range",
+        "Add or remove up to this fraction of full brightness (255).",
+        0.0,
+        1.0,
+        0.01,
+        "photometric",
+    )
     contrast: float = _num(
-        "Contrast", "fraction", "Scale contrast by a factor in [1 - c, 1 + c].",
-        0.0, 1.0, 0.01, "photometric")
+        "Contrast", "fraction", "Scale contrast by a factor in [1 - c, 1 + c].", 0.0, 1.0, 0.01, "photometric"
+    )
     saturation: float = _num(
-        "Saturation", "fraction", "Scale saturation by a factor in [1 - s, 1 + s].",
-        0.0, 1.0, 0.01, "photometric")
+        "Saturation",
+        "fraction",
+        "Scale saturation by a factor in [1 - s, 1 + s].",
+        0.0,
+        1.0,
+        0.01,
+        "photometric",
+    )
     hue: float = _num(
-        "Hue", "fraction of hue circle", "Rotate hue by up to this fraction of the colour wheel (0.5 = 180°).",
-        0.0, 0.5, 0.01, "photometric")
+        "Hue",
+        "fraction of hue circle",
+        "Rotate hue by up to this fraction of the colour wheel (0.5 = 180°).",
+        0.0,
+        0.5,
+        0.01,
+        "photometric",
+    )
     fill_mode: str = field(
         default="reflect",
-        metadata={"label": "Fill mode", "unit": "", "kind": "choice", "choices": FILL_MODES,
-                  "group": "fill", "min": None, "max": None, "step": None,
-                  "help": "How to fill pixels that a rotation/shift/shear/zoom uncovers."})
+        metadata={
+            "label": "Fill mode",
+            "unit": "",
+            "kind": "choice",
+            "choices": FILL_MODES,
+            "group": "fill",
+            "min": None,
+            "max": None,
+            "step": None,
+            "help": "How to fill pixels that a rotation/shift/shear/zoom uncovers.",
+        },
+    )
     fill_value: float = field(
         default=0.0,
-        metadata={"label": "Fill value", "unit": "0-255 grey level", "kind": "float", "group": "fill",
-                  "min": 0.0, "max": 255.0, "step": 1.0,
-                  "help": "Grey level for uncovered pixels when fill mode is 'constant'."})
+        metadata={
+            "label": "Fill value",
+            "unit": "0-255 grey level",
+            "kind": "float",
+            "group": "fill",
+            "min": 0.0,
+            "max": 255.0,
+            "step": 1.0,
+            "help": "Grey level for uncovered pixels when fill mode is 'constant'.",
+        },
+    )
 
     def __post_init__(self) -> None:
         """Normalise numbers to float and validate."""
@@ -171,7 +252,8 @@ class AugmentConfig:
         if unknown:
             raise ValueError(
                 f"unknown augmentation setting(s): {', '.join(map(repr, unknown))}; "
-                f"expected some of: {', '.join(names)}")
+                f"expected some of: {', '.join(names)}"
+            )
         return cls(**d)
 
     def to_json(self) -> str:
@@ -194,12 +276,28 @@ def field_specs() -> list[dict[str, Any]]:
 PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(),
     "seed-000": AugmentConfig(
-        rotation_deg=40, width_shift=0.2, height_shift=0.2, shear_deg=0.2, zoom=0.2,
-        horizontal_flip=True, fill_mode="nearest"),
+        rotation_deg=40,
+        width_shift=0.2,
+        height_shift=0.2,
+        shear_deg=0.2,
+        zoom=0.2,
+        horizontal_flip=True,
+        fill_mode="nearest",
+    ),
     "seed-001": AugmentConfig(horizontal_flip=True, rotation_deg=36, zoom=0.2),
     "strong": AugmentConfig(
-        horizontal_flip=True, rotation_deg=30, width_shift=0.15, height_shift=0.15, shear_deg=10,
-        zoom=0.3, brightness=0.2, contrast=0.3, saturation=0.3, hue=0.05, fill_mode="reflect"),
+        horizontal_flip=True,
+        rotation_deg=30,
+        width_shift=0.15,
+        height_shift=0.15,
+        shear_deg=10,
+        zoom=0.3,
+        brightness=0.2,
+        contrast=0.3,
+        saturation=0.3,
+        hue=0.05,
+        fill_mode="reflect",
+    ),
 }
 
 PRESET_NOTES: dict[str, str] = {
@@ -209,14 +307,17 @@ PRESET_NOTES: dict[str, str] = {
         "width/height_shift_range=0.2, shear_range=0.2, zoom_range=0.2, horizontal_flip=True, "
         "fill_mode='nearest'. ImageDataGenerator reads shear_range in degrees, so 0.2 means a 0.2° shear "
         "(practically none); it is kept at 0.2° here to stay faithful. ImageDataGenerator zooms each axis "
-        "independently; here both axes share one zoom factor."),
+        "independently; here both axes share one zoom factor."
+    ),
     "seed-001": (
         "The Keras 3 tutorial stack: RandomFlip('horizontal'), RandomRotation(0.1) = ±36° "
-        "(0.1 of a full turn), RandomZoom(0.2), with the layers' default 'reflect' fill."),
+        "(0.1 of a full turn), RandomZoom(0.2), with the layers' default 'reflect' fill."
+    ),
     "strong": (
         "Stronger geometric and colour changes that still look like real photos: left-right flips only "
         "(upside-down pets are not realistic), ±30° rotation, 15% shifts, 10° shear, ±30% zoom, "
-        "brightness/contrast/saturation jitter and a small hue shift."),
+        "brightness/contrast/saturation jitter and a small hue shift."
+    ),
 }
 
 # --------------------------------------------------------------------------- layer specs
@@ -248,32 +349,77 @@ def _layer_specs(config: AugmentConfig) -> list[_Spec]:
     if c.vertical_flip:
         specs.append(_Spec("flip_vertical", "RandomFlip", {"mode": "vertical"}, "flip upside-down, p=1/2"))
     if c.rotation_deg > 0:
-        specs.append(_Spec("rotation", "RandomRotation", {"factor": c.rotation_deg / 360.0, **fill},
-                           f"±{c.rotation_deg:g}° = {c.rotation_deg:g}/360 of a full turn"))
+        specs.append(
+            _Spec(
+                "rotation",
+                "RandomRotation",
+                {"factor": c.rotation_deg / 360.0, **fill},
+                f"±{c.rotation_deg:g}° = {c.rotation_deg:g}/360 of a full turn",
+            )
+        )
     if c.width_shift > 0 or c.height_shift > 0:
-        specs.append(_Spec("translation", "RandomTranslation",
-                           {"height_factor": c.height_shift, "width_factor": c.width_shift, **fill},
-                           f"shift up to ±{c.height_shift:g} of the height, ±{c.width_shift:g} of the width"))
+        specs.append(
+            _Spec(
+                "translation",
+                "RandomTranslation",
+                {"height_factor": c.height_shift, "width_factor": c.width_shift, **fill},
+                f"shift up to ±{c.height_shift:g} of the height, ±{c.width_shift:g} of the width",
+            )
+        )
     if c.shear_deg > 0:
-        specs.append(_Spec("shear", "RandomShear",
-                           {"x_factor": math.tan(math.radians(c.shear_deg)), "y_factor": 0.0, **fill},
-                           f"x shear up to ±{c.shear_deg:g}°: factor = tan({c.shear_deg:g}°)"))
+        specs.append(
+            _Spec(
+                "shear",
+                "RandomShear",
+                {"x_factor": math.tan(math.radians(c.shear_deg)), "y_factor": 0.0, **fill},
+                f"x shear up to ±{c.shear_deg:g}°: factor = tan({c.shear_deg:g}°)",
+            )
+        )
     if c.zoom > 0:
-        specs.append(_Spec("zoom", "RandomZoom", {"height_factor": c.zoom, **fill},
-                           f"scale in [{1 - c.zoom:g}, {1 + c.zoom:g}], aspect ratio kept"))
+        specs.append(
+            _Spec(
+                "zoom",
+                "RandomZoom",
+                {"height_factor": c.zoom, **fill},
+                f"scale in [{1 - c.zoom:g}, {1 + c.zoom:g}], aspect ratio kept",
+            )
+        )
     if c.saturation > 0:
-        specs.append(_Spec("saturation", "RandomSaturation",
-                           {"factor": _saturation_factor(c.saturation), "value_range": vr},
-                           f"saturation x{1 - c.saturation:g}..x{1 + c.saturation:g}: f/(1-f) for f in factor"))
+        specs.append(
+            _Spec(
+                "saturation",
+                "RandomSaturation",
+                {"factor": _saturation_factor(c.saturation), "value_range": vr},
+                f"saturation x{1 - c.saturation:g}..x{1 + c.saturation:g}: f/(1-f) for f in factor",
+            )
+        )
     if c.hue > 0:
-        specs.append(_Spec("hue", "RandomHue", {"factor": 2.0 * c.hue, "value_range": vr},
-                           f"hue shift up to ±{c.hue:g} of the colour wheel (Keras shifts by factor/2)"))
+        specs.append(
+            _Spec(
+                "hue",
+                "RandomHue",
+                {"factor": 2.0 * c.hue, "value_range": vr},
+                f"hue shift up to ±{c.hue:g} of the colour wheel (Keras shifts by factor/2)",
+            )
+        )
     if c.brightness > 0:
-        specs.append(_Spec("brightness", "RandomBrightness", {"factor": c.brightness, "value_range": vr},
-                           f"add up to ±{c.brightness:g} x 255"))
+        specs.append(
+            _Spec(
+                "brightness",
+                "RandomBrightness",
+                {"factor": c.brightness, "value_range": vr},
+                f"add up to ±{c.brightness:g} x 255",
+            )
+        )
     if c.contrast > 0:
-        specs.append(_Spec("contrast", "RandomContrast", {"factor": (c.contrast, c.contrast), "value_range": vr},
-                           f"contrast x{1 - c.contrast:g}..x{1 + c.contrast:g}"))
+        specs.append(
+            _Spec(
+                "contrast",
+                "RandomContrast",
+                {"factor": (c.contrast, c.contrast), "value_range": vr},
+                f"contrast x{1 - c.contrast:g}..x{1 + c.contrast:g}",
+            )
+        )
     return specs
 
 
@@ -296,7 +442,10 @@ def build(config: AugmentConfig, seed: int | None = None) -> keras.Sequential:
         getattr(custom, s.cls, None) or getattr(keras.layers, s.cls)  # custom: a fixed RandomShear
         for s in specs
     ]
-    layers = [cls(**s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind)) for cls, s in zip(layers, specs)]
+    layers = [
+        cls(**s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind))
+        for cls, s in zip(layers, specs)
+    ]
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -394,7 +543,9 @@ def _run_per_seed(layers: list[tuple[str, str, Any]], x: Any, seeds: Sequence[in
     return ops.concatenate(outs, axis=0)
 
 
-def preview(config: AugmentConfig, images: np.ndarray, seeds: Sequence[int], *, batched: bool = True) -> np.ndarray:
+def preview(
+    config: AugmentConfig, images: np.ndarray, seeds: Sequence[int], *, batched: bool = True
+) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, K, H, W, 3); variant k is build(config, seed=seeds[k]) on the batch."""
     from keras import ops
 
@@ -439,12 +590,21 @@ def _py(v: Any) -> str:
 def to_code(config: AugmentConfig, seed: int | None = None) -> str:
     """Copy-pasteable Python building the same keras.Sequential as build(config, seed)."""
     specs = _layer_specs(config)
-    head = ["import keras", "", "# Input: float images in [0, 255], shape (N, H, W, 3). Active only when training=True."]
+    head = [
+        "import keras",
+        "",
+        "# Input: float images in [0, 255], shape (N, H, W, 3). Active only when training=True.",
+    ]
     if not specs:
-        return "\n".join([
-            "import keras", "",
-            "# No augmentation: images go to the model unchanged.",
-            'augmentation = keras.Sequential([keras.layers.Identity()], name="augmentation")', ""])
+        return "\n".join(
+            [
+                "import keras",
+                "",
+                "# No augmentation: images go to the model unchanged.",
+                'augmentation = keras.Sequential([keras.layers.Identity()], name="augmentation")',
+                "",
+            ]
+        )
     lines = [*head, "augmentation = keras.Sequential(", "    ["]
     for s in specs:
         kwargs = dict(s.kwargs)
@@ -490,8 +650,12 @@ def describe(config: AugmentConfig) -> list[str]:
     if not out:
         return ["No augmentation"]
     if any(s.kind in _GEOMETRIC_KINDS for s in _layer_specs(c)):
-        how = {"reflect": "mirrored image", "nearest": "edge pixels stretched", "wrap": "image wrapped around",
-               "constant": f"grey level {c.fill_value:g}"}[c.fill_mode]
+        how = {
+            "reflect": "mirrored image",
+            "nearest": "edge pixels stretched",
+            "wrap": "image wrapped around",
+            "constant": f"grey level {c.fill_value:g}",
+        }[c.fill_mode]
         out.append(f"Fill uncovered areas: {c.fill_mode} ({how})")
     return out
 
@@ -514,7 +678,8 @@ def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.strip() != name or name.startswith("."):
         raise ValueError(
             f"invalid config name {name!r}: use 1-64 letters, digits, '-', '_', '.' or spaces, "
-            "not starting with '.' or with leading/trailing spaces")
+            "not starting with '.' or with leading/trailing spaces"
+        )
     return name
 
 
@@ -550,8 +715,10 @@ def load_config(name: str, workspace: str | os.PathLike | None = None) -> Augmen
 def list_configs(workspace: str | os.PathLike | None = None) -> list[str]:
     """Preset names (in PRESETS order) then saved names, sorted."""
     saved = sorted(
-        p.stem for p in subdir("augment", workspace).glob("*.json")
-        if _NAME_RE.match(p.stem) and not p.stem.startswith(".") and not _is_preset(p.stem))
+        p.stem
+        for p in subdir("augment", workspace).glob("*.json")
+        if _NAME_RE.match(p.stem) and not p.stem.startswith(".") and not _is_preset(p.stem)
+    )
     return [*PRESETS, *saved]
 
 

@@ -108,8 +108,20 @@ def compare(tables: dict[str, Table], metric: str, smoothing: float, x_title: st
 def probability_bars(probs: dict[str, float]) -> go.Figure:
     """Horizontal bars of class probabilities, 0-100%."""
     names = list(probs)
-    fig = go.Figure(go.Bar(x=[probs[n] for n in names], y=names, orientation="h",
-                           text=[f"{probs[n]:.1%}" for n in names], textposition="auto", marker_color=TRAIN_COLOR))
-    fig.update_layout(height=60 + 28 * len(names), margin=dict(l=10, r=10, t=10, b=10), xaxis_range=[0, 1],
-                      xaxis_tickformat=".0%")
+    fig = go.Figure(
+        go.Bar(
+            x=[probs[n] for n in names],
+            y=names,
+            orientation="h",
+            text=[f"{probs[n]:.1%}" for n in names],
+            textposition="auto",
+            marker_color=TRAIN_COLOR,
+        )
+    )
+    fig.update_layout(
+        height=60 + 28 * len(names),
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis_range=[0, 1],
+        xaxis_tickformat=".0%",
+    )
     return fig

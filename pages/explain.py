@@ -24,24 +24,43 @@ def model_from(path: str, mtime: float, safe_mode: bool):
 
 def model_ui() -> tuple[object, list[str], int, str, dict | None] | None:
     """A run's model or an uploaded .keras file: (model, classes, input size, resize policy, run)."""
-    source = st.radio("Model from", ["A training run", "A model file"], horizontal=True, key="explain_model_source")
+    source = st.radio(
+        "Model from", ["A training run", "A model file"], horizontal=True, key="explain_model_source"
+    )
     if source == "A training run":
         done = [r for r in runs.list_runs() if evaluate.model_file(r["path"], "best")]
         if not done:
-            st.info("No trained models yet. Train one on the Train page (Quick demo settings take about a minute).")
+            st.info(
+                "No trained models yet. Train one on the Train page (Quick demo settings take about a minute)."
+            )
             ui.link_to("Train", "Go to Train")
             return None
         by_id = {r["id"]: r for r in done}
-        run_id = st.selectbox("Run", list(by_id), key="explain_run", format_func=lambda i: ui.run_name(by_id[i]))
+        run_id = st.selectbox(
+            "Run", list(by_id), key="explain_run", format_func=lambda i: ui.run_name(by_id[i])
+        )
         run = by_id[run_id]
         file = evaluate.model_file(run["path"], "best")
         model = model_from(str(file), file.stat().st_mtime, True)
-        classes = run["status"].get("classes") or [str(i) for i in range(explain.predict(model, np.zeros(
-            (run["config"]["image_size"],) * 2 + (3,), np.uint8)).shape[0])]
-        return model, classes, int(run["config"]["image_size"]), run["config"].get("resize_policy", "stretch"), run
+        classes = run["status"].get("classes") or [
+            str(i)
+            for i in range(
+                explain.predict(model, np.zeros((run["config"]["image_size"],) * 2 + (3,), np.uint8)).shape[0]
+            )
+        ]
+        return (
+            model,
+            classes,
+            int(run["config"]["image_size"]),
+            run["config"].get("resize_policy", "stretch"),
+            run,
+        )
     upload = st.file_uploader("Keras model (.keras)", type=["keras"], key="explain_model_upload")
-    unsafe = st.checkbox("Allow code inside the model file (only for files you trust)", key="explain_unsafe",
-                         help="Keras' safe mode refuses models that carry Python code (Lambda layers).")
+    unsafe = st.checkbox(
+        "Allow code inside the model file (only for files you trust)",
+        key="explain_unsafe",
+        help="Keras' safe mode refuses models that carry Python code (Lambda layers).",
+    )
     if upload is None:
         return None
     data = upload.getvalue()
@@ -54,8 +73,12 @@ def model_ui() -> tuple[object, list[str], int, str, dict | None] | None:
         st.error(f"Could not load {upload.name}: {str(e).splitlines()[0][:300]}")
         return None
     shape = model.input_shape
-    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[1] == shape[2] and shape[3] == 3):
-        st.error(f"{upload.name} takes inputs of shape {shape}; the workbench explains models on square RGB images.")
+    if not (
+        isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[1] == shape[2] and shape[3] == 3
+    ):
+        st.error(
+            f"{upload.name} takes inputs of shape {shape}; the workbench explains models on square RGB images."
+        )
         return None
     n = explain.predict(model, np.zeros((shape[1], shape[2], 3), np.uint8)).shape[0]
     return model, [f"class {i}" for i in range(n)], int(shape[1]), "stretch", None
@@ -67,8 +90,15 @@ def images_ui(size: int, policy: str, run: dict | None) -> list[tuple[str, np.nd
     source = st.radio("Pictures", options, horizontal=True, key="explain_source")
     out: list[tuple[str, np.ndarray]] = []
     if source == "Upload pictures":
-        for f in st.file_uploader("Pictures", type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-                                  accept_multiple_files=True, key="explain_upload") or []:
+        for f in (
+            st.file_uploader(
+                "Pictures",
+                type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
+                accept_multiple_files=True,
+                key="explain_upload",
+            )
+            or []
+        ):
             try:
                 out.append((f.name, load_resized(f.getvalue(), (size, size), policy)))
             except ImageError as e:
@@ -83,7 +113,9 @@ def images_ui(size: int, policy: str, run: dict | None) -> list[tuple[str, np.nd
             ui.show_error(e)
             return out
         files = split.files("test")
-        picked = st.multiselect("Test pictures", files, default=files[:2], max_selections=6, key="explain_test_files")
+        picked = st.multiselect(
+            "Test pictures", files, default=files[:2], max_selections=6, key="explain_test_files"
+        )
         paths = [(p, Path(split.dataset_root) / p) for p in picked]
     else:
         cached = evaluate.cached_evaluation(run["id"])
@@ -103,12 +135,21 @@ def cam_ui(model, classes: list[str], images: list[tuple[str, np.ndarray]]) -> N
     st.subheader("Where the network looks")
     layers = explain.conv_layers(model)
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
-    method = c1.selectbox("Method", list(explain.METHODS), key="explain_method",
-                          help="Grad-CAM: gradients of the class score. Grad-CAM++: sharper for several objects. "
-                          "Score-CAM: no gradients, masks the picture instead (slower).")
+    method = c1.selectbox(
+        "Method",
+        list(explain.METHODS),
+        key="explain_method",
+        help="Grad-CAM: gradients of the class score. Grad-CAM++: sharper for several objects. "
+        "Score-CAM: no gradients, masks the picture instead (slower).",
+    )
     default = explain.default_layer(model)
-    layer = c2.selectbox("Layer", layers, index=layers.index(default) if default in layers else len(layers) - 1,
-                         key="explain_layer", help="Later layers see whole objects; earlier ones see edges and textures.")
+    layer = c2.selectbox(
+        "Layer",
+        layers,
+        index=layers.index(default) if default in layers else len(layers) - 1,
+        key="explain_layer",
+        help="Later layers see whole objects; earlier ones see edges and textures.",
+    )
     target = c3.selectbox("Explain the class", ["predicted"] + classes, key="explain_class")
     alpha = c4.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="explain_alpha")
     for i, (name, image) in enumerate(images):
@@ -117,22 +158,38 @@ def cam_ui(model, classes: list[str], images: list[tuple[str, np.ndarray]]) -> N
         heat = explain.METHODS[method](model, image[None], layer=layer, class_index=k)[0]
         over = explain.overlay(image, heat, alpha=alpha)
         with st.container(border=True):
-            st.markdown(f"**{name}**: the network says **{classes[int(np.argmax(probs))]}** "
-                        f"({float(np.max(probs)):.1%}); heatmap for **{classes[k]}**")
+            st.markdown(
+                f"**{name}**: the network says **{classes[int(np.argmax(probs))]}** "
+                f"({float(np.max(probs)):.1%}); heatmap for **{classes[k]}**"
+            )
             a, b, c, d = st.columns([2, 2, 2, 2])
             a.image(image, caption="picture", width="stretch")
-            b.image(explain.heat_image(heat, size=image.shape[:2]), caption=f"{method} on {layer}", width="stretch")
+            b.image(
+                explain.heat_image(heat, size=image.shape[:2]),
+                caption=f"{method} on {layer}",
+                width="stretch",
+            )
             c.image(over, caption="overlay", width="stretch")
             with d:
-                st.plotly_chart(charts.probability_bars(dict(zip(classes, map(float, probs)))), key=f"explain_p{i}")
-                st.download_button("Overlay PNG", encode_png(over), file_name=f"{Path(name).stem}-{method}.png",
-                                   mime="image/png", key=f"explain_download_{i}", icon=":material/download:")
+                st.plotly_chart(
+                    charts.probability_bars(dict(zip(classes, map(float, probs)))), key=f"explain_p{i}"
+                )
+                st.download_button(
+                    "Overlay PNG",
+                    encode_png(over),
+                    file_name=f"{Path(name).stem}-{method}.png",
+                    mime="image/png",
+                    key=f"explain_download_{i}",
+                    icon=":material/download:",
+                )
 
 
 def activations_ui(model, images: list[tuple[str, np.ndarray]]) -> None:
     st.subheader("What each layer sees")
-    st.caption("Every small square is one channel (one learned detector) of the chosen layer, bright where it "
-               "responds. Early layers find edges and colours; later ones respond to parts of objects.")
+    st.caption(
+        "Every small square is one channel (one learned detector) of the chosen layer, bright where it "
+        "responds. Early layers find edges and colours; later ones respond to parts of objects."
+    )
     layers = explain.conv_layers(model)
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     layer = c1.selectbox("Layer", layers, key="explain_act_layer")
@@ -141,17 +198,23 @@ def activations_ui(model, images: list[tuple[str, np.ndarray]]) -> None:
     image = dict(images)[name]
     act = explain.activations(model, image, [layer])[layer]
     pages = explain.channel_pages(act.shape[-1], 64)
-    page = c4.number_input("Page", 1, pages, 1, key="explain_act_page", help=f"{pages} pages of 64 channels") - 1
+    page = (
+        c4.number_input("Page", 1, pages, 1, key="explain_act_page", help=f"{pages} pages of 64 channels") - 1
+    )
     info = explain.layer_info(model, layer)
-    st.caption(f"{info.get('name', layer)}: {info.get('type', '')}, output {info.get('output_shape', '')}, "
-               f"{info.get('params', 0):,} weights; channels {page * 64 + 1}-{min((page + 1) * 64, act.shape[-1])} "
-               f"of {act.shape[-1]}")
+    st.caption(
+        f"{info.get('name', layer)}: {info.get('type', '')}, output {info.get('output_shape', '')}, "
+        f"{info.get('params', 0):,} weights; channels {page * 64 + 1}-{min((page + 1) * 64, act.shape[-1])} "
+        f"of {act.shape[-1]}"
+    )
     st.image(explain.channel_grid(act, per_row=16, page=page, per_page=64, cmap=cmap), width="stretch")
 
 
 st.title("Explain")
-st.caption("Heatmaps show which parts of a picture made the network decide as it did; red is where it looked "
-           "hardest. Use them to check it looks at the object, not at the background.")
+st.caption(
+    "Heatmaps show which parts of a picture made the network decide as it did; red is where it looked "
+    "hardest. Use them to check it looks at the object, not at the background."
+)
 chosen = model_ui()
 if chosen is None:
     st.stop()

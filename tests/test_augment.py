@@ -92,7 +92,10 @@ def test_single_flip_gives_image_or_exact_mirror(images, field, flip):
 def test_both_flips_are_independent(images):
     out = A.preview(AugmentConfig(horizontal_flip=True, vertical_flip=True), images, SEEDS)
     outcomes = {
-        "none": lambda im: im, "h": lambda im: im[:, ::-1], "v": lambda im: im[::-1], "hv": lambda im: im[::-1, ::-1],
+        "none": lambda im: im,
+        "h": lambda im: im[:, ::-1],
+        "v": lambda im: im[::-1],
+        "hv": lambda im: im[::-1, ::-1],
     }
     seen = set()
     for n, img in enumerate(images):
@@ -159,7 +162,13 @@ def test_preview_shape_dtype_and_input_checks(images):
 
 def test_preset_values():
     s0 = PRESETS["seed-000"]
-    assert (s0.rotation_deg, s0.width_shift, s0.height_shift, s0.shear_deg, s0.zoom) == (40, 0.2, 0.2, 0.2, 0.2)
+    assert (s0.rotation_deg, s0.width_shift, s0.height_shift, s0.shear_deg, s0.zoom) == (
+        40,
+        0.2,
+        0.2,
+        0.2,
+        0.2,
+    )
     assert s0.horizontal_flip and not s0.vertical_flip and s0.fill_mode == "nearest"
     assert (s0.brightness, s0.contrast, s0.saturation, s0.hue) == (0, 0, 0, 0)
     assert "degrees" in A.PRESET_NOTES["seed-000"] and "0.2°" in A.PRESET_NOTES["seed-000"]
@@ -273,8 +282,15 @@ def test_build_photometric_factors():
 
 
 def test_build_fill_mode_constant_and_seeds():
-    cfg = AugmentConfig(rotation_deg=10, width_shift=0.1, shear_deg=5, zoom=0.1, vertical_flip=True,
-                        fill_mode="constant", fill_value=128)
+    cfg = AugmentConfig(
+        rotation_deg=10,
+        width_shift=0.1,
+        shear_deg=5,
+        zoom=0.1,
+        vertical_flip=True,
+        fill_mode="constant",
+        fill_value=128,
+    )
     m1, m2, m3 = A.build(cfg, seed=1), A.build(cfg, seed=1), A.build(cfg, seed=2)
     seeds1 = [layer.seed for layer in m1.layers]
     assert len(set(seeds1)) == len(seeds1) and all(isinstance(s, int) for s in seeds1)
@@ -285,10 +301,28 @@ def test_build_fill_mode_constant_and_seeds():
     assert [layer.seed for layer in A.build(cfg).layers] == [None] * len(seeds1)
 
 
-@pytest.mark.parametrize("cfg", [*PRESETS.values(), AugmentConfig(
-    rotation_deg=12.5, width_shift=0.05, height_shift=0.3, shear_deg=45, zoom=0.95, horizontal_flip=True,
-    vertical_flip=True, brightness=1.0, contrast=1.0, saturation=1.0, hue=0.5, fill_mode="constant",
-    fill_value=7)], ids=[*PRESETS, "everything"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        *PRESETS.values(),
+        AugmentConfig(
+            rotation_deg=12.5,
+            width_shift=0.05,
+            height_shift=0.3,
+            shear_deg=45,
+            zoom=0.95,
+            horizontal_flip=True,
+            vertical_flip=True,
+            brightness=1.0,
+            contrast=1.0,
+            saturation=1.0,
+            hue=0.5,
+            fill_mode="constant",
+            fill_value=7,
+        ),
+    ],
+    ids=[*PRESETS, "everything"],
+)
 def test_to_code_round_trip(cfg):
     code = A.to_code(cfg)
     compile(code, "<to_code>", "exec")
@@ -303,7 +337,8 @@ def test_to_code_round_trip(cfg):
         ns = {}
         exec(A.to_code(cfg, seed=9), ns)
         assert [_comparable(x, ("name",)) for x in ns["augmentation"].layers] == [
-            _comparable(x, ("name",)) for x in A.build(cfg, seed=9).layers]
+            _comparable(x, ("name",)) for x in A.build(cfg, seed=9).layers
+        ]
 
 
 # --------------------------------------------------------------------------- describe() and sweep()
@@ -349,7 +384,9 @@ def test_save_load_list_delete(tmp_path):
     assert not list((tmp_path / "augment").glob(".*"))  # no temp files left behind
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "../x", ".hidden", " lead", "trail ", "x" * 65, "semi;colon", "é"])
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "../x", ".hidden", " lead", "trail ", "x" * 65, "semi;colon", "é"]
+)
 def test_bad_names_rejected(tmp_path, name):
     with pytest.raises(ValueError, match="invalid config name"):
         A.save_config(name, PRESETS["none"], workspace=tmp_path)
