@@ -49,7 +49,8 @@ def test_train_then_watch_then_evaluate(app_server, e2e_workspace, page):
     page.get_by_role("button", name=re.compile("Start training")).click()
     expect(page.get_by_text("Started run")).to_be_visible()
     screenshot(page, "train-started")
-    [run] = [r for r in runs.list_runs(e2e_workspace)]
+    run = runs.list_runs(e2e_workspace)[0]  # newest first: the one just launched (other tests add runs)
+    assert run["config"]["model"] == "small" and run["config"]["epochs"] == 4
 
     page.goto(f"{app_server}/monitor")
     expect(page.get_by_role("heading", name="Monitor", exact=True)).to_be_visible()
