@@ -126,7 +126,7 @@ def main() -> None:
         images, labels = arrays.images, np.asarray(arrays.labels)  # the memmap, as training reads it
         rows = [
             (
-                "(a) seed way: ImageDataGenerator + seed 000 augmentation -> model.fit",
+                "(a) seed way: ImageDataGenerator + seed 000 augmentation, one train step per batch",
                 seed_way(data, args.steps),
             )
         ]
