@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from core import data, demo
 from core.data import DataError, DatasetIndex
+from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +151,18 @@ def scan_dataset(path: str | os.PathLike) -> DatasetIndex | None:
             return None
         bar.empty()
     return scans[key]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def pictures(root: str, paths: tuple[str, ...], size: int) -> list[np.ndarray]:
+    """root/paths as centre-cropped (size, size, 3) uint8 arrays; unreadable files are skipped."""
+    out = []
+    for p in paths:
+        try:
+            out.append(load_resized(Path(root) / p, (size, size), "crop"))
+        except ImageError:
+            continue
+    return out
 
 
 def class_counts_chart(counts: dict[str, int], title: str = "Images per class") -> go.Figure:

@@ -22,18 +22,6 @@ SWEEP_DEFAULTS = {
 }
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def source_images(root: str, paths: tuple[str, ...], size: int) -> np.ndarray:
-    """The chosen files as a (N, size, size, 3) uint8 batch (unreadable files skipped)."""
-    out = []
-    for p in paths:
-        try:
-            out.append(load_resized(f"{root}/{p}", (size, size), "crop"))
-        except ImageError:
-            continue
-    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
-
-
 def images_ui(size: int) -> np.ndarray | None:
     """Pick the pictures every column shows: a split's training images (random or picked), or uploads."""
     source = st.radio(
@@ -77,8 +65,8 @@ def images_ui(size: int) -> np.ndarray | None:
     else:
         rng = np.random.default_rng(st.session_state.get("aug_image_seed", 0))
         picked = list(rng.choice(files, size=min(count, len(files)), replace=False))
-    images = source_images(str(root), tuple(picked), size)
-    return images if len(images) else None
+    images = ui.pictures(str(root), tuple(picked), size)
+    return np.stack(images) if images else None
 
 
 def config_widgets(col: str, start: AugmentConfig) -> AugmentConfig | None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import archive, cache, data
 from core.data import DataError, DatasetIndex, SplitSpec
-from core.images import RESIZE_POLICIES, ImageError, load_resized
+from core.images import RESIZE_POLICIES
 from core.workspace import subdir
 from dashboard import ui
 
@@ -64,17 +64,6 @@ def dataset_source_ui() -> Path | None:
     return None
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def thumbnails(root: str, paths: tuple[str, ...], size: int = 128) -> list[np.ndarray | None]:
-    out = []
-    for p in paths:
-        try:
-            out.append(load_resized(Path(root) / p, (size, size), "crop"))
-        except ImageError:
-            out.append(None)
-    return out
-
-
 def overview(index: DatasetIndex) -> None:
     counts = index.class_counts()
     a, b, c, d = st.columns(4)
@@ -101,7 +90,7 @@ def overview(index: DatasetIndex) -> None:
         for name in index.classes:
             files = index.files_of(name)
             picked = tuple(sorted(rng.choice(files, size=min(SAMPLES_PER_CLASS, len(files)), replace=False)))
-            images = [im for im in thumbnails(index.root, picked) if im is not None]
+            images = ui.pictures(index.root, picked, 128)
             st.caption(f"{name} ({counts[name]:,})")
             st.image(images, width=88)
     if index.problems:
