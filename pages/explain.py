@@ -22,8 +22,17 @@ def model_from(path: str, mtime: float, safe_mode: bool):
     return load_model(path, safe_mode=safe_mode, compile=False)
 
 
-def model_ui() -> tuple[object, list[str], int, str, dict | None] | None:
-    """A run's model or an uploaded .keras file: (model, classes, input size, resize policy, run)."""
+@st.cache_data(max_entries=64, show_spinner="Computing the heatmap...")
+def heatmap(
+    _model, model_key: str, image: np.ndarray, method: str, layer: str, class_index: int
+) -> np.ndarray:
+    """One picture's heatmap, kept so moving the opacity slider or switching back is instant
+    (Score-CAM runs the model once per channel: tens of seconds for a VGG16-sized net on a CPU)."""
+    return explain.METHODS[method](_model, image[None], layer=layer, class_index=class_index)[0]
+
+
+def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
+    """A run's model or an uploaded .keras file: (model, its cache key, classes, input size, resize policy, run)."""
     source = st.radio(
         "Model from", ["A training run", "A model file"], horizontal=True, key="explain_model_source"
     )
@@ -50,6 +59,7 @@ def model_ui() -> tuple[object, list[str], int, str, dict | None] | None:
         ]
         return (
             model,
+            f"{file}:{file.stat().st_mtime}",
             classes,
             int(run["config"]["image_size"]),
             run["config"].get("resize_policy", "stretch"),
@@ -81,7 +91,8 @@ def model_ui() -> tuple[object, list[str], int, str, dict | None] | None:
         )
         return None
     n = explain.predict(model, np.zeros((shape[1], shape[2], 3), np.uint8)).shape[0]
-    return model, [f"class {i}" for i in range(n)], int(shape[1]), "stretch", None
+    key = f"{path}:{path.stat().st_mtime}:{unsafe}"
+    return model, key, [f"class {i}" for i in range(n)], int(shape[1]), "stretch", None
 
 
 def images_ui(size: int, policy: str, run: dict | None) -> list[tuple[str, np.ndarray]]:
@@ -131,7 +142,7 @@ def images_ui(size: int, policy: str, run: dict | None) -> list[tuple[str, np.nd
     return out
 
 
-def cam_ui(model, classes: list[str], images: list[tuple[str, np.ndarray]]) -> None:
+def cam_ui(model, model_key: str, classes: list[str], images: list[tuple[str, np.ndarray]]) -> None:
     st.subheader("Where the network looks")
     layers = explain.conv_layers(model)
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
@@ -155,7 +166,7 @@ def cam_ui(model, classes: list[str], images: list[tuple[str, np.ndarray]]) -> N
     for i, (name, image) in enumerate(images):
         probs = explain.predict(model, image)
         k = int(np.argmax(probs)) if target == "predicted" else classes.index(target)
-        heat = explain.METHODS[method](model, image[None], layer=layer, class_index=k)[0]
+        heat = heatmap(model, model_key, image, method, layer, k)
         over = explain.overlay(image, heat, alpha=alpha)
         with st.container(border=True):
             st.markdown(
@@ -218,13 +229,13 @@ st.caption(
 chosen = model_ui()
 if chosen is None:
     st.stop()
-model, classes, size, policy, run = chosen
+model, model_key, classes, size, policy, run = chosen
 images = images_ui(size, policy, run)
 if not images:
     st.info("Choose one or more pictures to explain.")
     st.stop()
 try:
-    cam_ui(model, classes, images)
+    cam_ui(model, model_key, classes, images)
     activations_ui(model, images)
 except ValueError as e:
     ui.show_error(e)

@@ -38,3 +38,30 @@ def test_bad_picture_and_bad_model_file_are_messages(trained_run, tmp_path):
     ).run()
     assert not at.exception, at.exception
     assert any("Could not load m.keras" in e.value for e in at.error)
+
+
+def test_heatmaps_are_kept_across_reruns(trained_run, tmp_path, monkeypatch):
+    """Moving the opacity slider re-blends the kept heatmap: Score-CAM is not run again."""
+    import streamlit as st
+
+    from core import explain
+
+    st.cache_data.clear()
+    calls = []
+    scorecam = explain.METHODS["Score-CAM"]
+    monkeypatch.setitem(
+        explain.METHODS, "Score-CAM", lambda *a, **k: calls.append(k["layer"]) or scorecam(*a, **k)
+    )
+    at = open_page("explain.py", explain_method="Score-CAM")
+    picture = imagefiles.noisy(tmp_path / "p.png", size=(48, 40)).read_bytes()
+    at.file_uploader(key="explain_upload").upload("p.png", picture, "image/png").run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1
+    overlay = [el.proto.imgs[0].url for el in at.get("image")][2]
+    at.slider(key="explain_alpha").set_value(0.9).run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1  # same picture, method, layer and class: the kept map
+    assert [el.proto.imgs[0].url for el in at.get("image")][2] != overlay  # but re-blended
+    layers = at.selectbox(key="explain_layer").options
+    at.selectbox(key="explain_layer").set_value(layers[0]).run()
+    assert len(calls) == 2 and calls[-1] == layers[0]
