@@ -21,11 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 from benchmarks.report import machine, write_section  # noqa: E402
-from core import cache, data, runs  # noqa: E402
-from core.fileio import read_json  # noqa: E402
+from core import data, evaluate, runs  # noqa: E402
 from core.train import TrainConfig, finalize  # noqa: E402
 
 SEED_TABLE = {  # the seeds' test accuracies (seed 004, 2000/1000/1000; seed 003 with Xception)
@@ -87,17 +84,6 @@ def experiments(weights: str, epochs: dict[str, int]) -> list[tuple[str, dict]]:
     ]
 
 
-def test_accuracy(run_id: str, workspace: str) -> float:
-    from core.evaluate import load_run_model, probabilities
-
-    run = load_run_model(run_id, "best", workspace)
-    config = TrainConfig.from_dict(read_json(runs.run_dir(run_id, workspace) / "config.json"))
-    split = data.load_split(config.split, workspace)
-    test = cache.split_arrays(split, "test", (config.image_size,) * 2, config.resize_policy, workspace)
-    probs = probabilities(run.model, test.images)
-    return float(np.mean(np.argmax(probs, axis=1) == np.asarray(test.labels)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "catsdogs"))
@@ -146,7 +132,7 @@ def main() -> None:
             print(f"{name}: {status['state']} {status.get('error')}")
             results.append((name, config, None, seconds))
             continue
-        acc = test_accuracy(run_id, ws)
+        acc = evaluate.evaluate_run(run_id, "best", "test", ws).accuracy
         print(f"{name:<12} test accuracy {acc:.3f}  ({seconds:.0f} s, run {run_id})", flush=True)
         results.append((name, config, acc, seconds))
     lines = ["| mode | model | epochs | test accuracy | time | the seeds |", "|---|---|---:|---:|---:|---|"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, demo, runs, train
+from core import data, demo, evaluate, runs, train
 from core.fileio import atomic_write_json
 from core.train import TrainConfig
-from tests.conftest import WEIGHTS
+from tests.conftest import CATSDOGS, WEIGHTS
 
 MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
 needs_mobilenet = pytest.mark.skipif(not MOBILENET.exists(), reason="no local MobileNet weights")
@@ -552,3 +552,50 @@ def test_jax_backend_trains_a_run(workspace):
     assert status["state"] == "done", log_tail(run_id, workspace)
     assert status["plan"]["backend"] == "jax" and status["plan"]["jit_compile"] is True
     assert (runs.run_dir(run_id, workspace) / "best.keras").is_file()
+
+
+MOBILENET_05 = WEIGHTS / "mobilenet_5_0_224_tf_no_top.h5"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (CATSDOGS.is_dir() and MOBILENET_05.is_file()),
+    reason="no shared catsdogs photos or MobileNet weights",
+)
+def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
+    """The issue's accuracy bar on the 3,000 shared photos: ImageNet MobileNet (alpha 0.5) features
+    and a GAP head score >= 97.6% on the split's 500 unseen test photos, and fine-tuning its top 6
+    weight layers does not lose a photo and lowers the test loss (98.2% -> 98.4%, loss 0.058 ->
+    0.052 on a Zen 4; about 3 minutes there)."""
+    split = data.make_split(data.scan(CATSDOGS), data.SplitSpec("counts", 1000, 250, 250, seed=0))
+    data.save_split(split, name="photos", workspace=workspace)
+    common = dict(split="photos", optimizer="rmsprop", batch_size=32, seed=0, augment_name="none")
+    features_id = submit(
+        workspace,
+        **common,
+        mode="features",
+        model="mobilenet_0.5",
+        image_size=224,
+        weights=str(MOBILENET_05),
+        head_pooling="avg",
+        learning_rate=1e-4,
+        epochs=30,
+    )
+    assert wait_for(features_id, workspace, timeout=900)["state"] == "done", log_tail(features_id, workspace)
+    features = evaluate.evaluate_run(features_id, "best", "test", workspace)
+    print(f"\nfeatures: test accuracy {features.accuracy:.3f}, loss {features.loss:.4f}")
+    assert features.n == 500 and features.accuracy >= 0.976
+
+    finetune_id = submit(
+        workspace,
+        **common,
+        mode="finetune",
+        from_run=features_id,
+        unfreeze_top=6,
+        learning_rate=1e-5,
+        epochs=3,
+    )
+    assert wait_for(finetune_id, workspace, timeout=900)["state"] == "done", log_tail(finetune_id, workspace)
+    tuned = evaluate.evaluate_run(finetune_id, "best", "test", workspace)
+    print(f"fine-tuned: test accuracy {tuned.accuracy:.3f}, loss {tuned.loss:.4f}")
+    assert tuned.accuracy >= features.accuracy and tuned.loss < features.loss
