@@ -33,9 +33,31 @@ SEED_TABLE = {  # the seeds' test accuracies (seed 004, 2000/1000/1000; seed 003
     "finetune": "92.4% VGG16 (004), 97.5% (001), 98.6% Xception (003)",
 }
 
+READING = (
+    "Reading: the pretrained rows use MobileNet (alpha 0.5, 0.8 M base weights, the real ImageNet "
+    "weights in ../shared/weights) where the seeds used VGG16 (14.7 M) or Xception (20.9 M), which "
+    "cannot be downloaded here. The seeds' Flatten + Dense 256 head overfits MobileNet's 7x7x512 "
+    "features (97.4% at 2e-5), so the pretrained rows use a global-average-pooling head (98.2%, "
+    "above the issue's 97.6% bar). frozen+aug trains 5 epochs through the augmented base and scores "
+    "below the cached features; fine-tuning the top 6 layers from it gains 1.6 points (96.2% -> "
+    "97.8%), and fine-tuning straight from the features run gives 98.4% with a lower test loss "
+    "(tests/test_runs.py::test_feature_extraction_and_fine_tuning_on_real_photos). The scratch rows "
+    "ran 15 and 30 epochs where the seeds ran 30 and 100: augmentation slows learning and pays off "
+    "only over many epochs, so 30 epochs leave scratch+aug level with plain scratch. On 500 test "
+    "photos one photo is 0.2 points."
+)
+
 
 def experiments(weights: str, epochs: dict[str, int]) -> list[tuple[str, dict]]:
-    base = {"model": "mobilenet_0.5", "image_size": 224, "weights": weights, "optimizer": "rmsprop"}
+    # A global-average-pooling head: on MobileNet's 7x7x512 features the seeds' Flatten + Dense 256
+    # head overfits (97.4% here at 2e-5, 96.6% at 1e-5; GAP 98.2% at 1e-4, a linear GAP head 98.0%).
+    base = {
+        "model": "mobilenet_0.5",
+        "image_size": 224,
+        "weights": weights,
+        "optimizer": "rmsprop",
+        "head_pooling": "avg",
+    }
     return [
         (
             "scratch",
@@ -59,14 +81,14 @@ def experiments(weights: str, epochs: dict[str, int]) -> list[tuple[str, dict]]:
                 "epochs": epochs["scratch+aug"],
             },
         ),
-        ("features", {**base, "mode": "features", "learning_rate": 2e-5, "epochs": epochs["features"]}),
+        ("features", {**base, "mode": "features", "learning_rate": 1e-4, "epochs": epochs["features"]}),
         (
             "frozen+aug",
             {
                 **base,
                 "mode": "frozen",
                 "augment_name": "seed-001",
-                "learning_rate": 2e-5,
+                "learning_rate": 1e-4,
                 "epochs": epochs["frozen+aug"],
             },
         ),
@@ -150,7 +172,7 @@ def main() -> None:
     body = (
         f"`{Path(args.data).name}`, split {t}/{v}/{te} per class (seed 0), every row a real run of the app; "
         f"test accuracy on the {2 * te} test photos.\n\nCommand: `.venv/bin/python benchmarks/bench_accuracy.py "
-        f"--per-class {t} {v} {te} --epochs {' '.join(map(str, args.epochs))} --write`\n\nMachine: {machine()}\n\n{table}"
+        f"--per-class {t} {v} {te} --epochs {' '.join(map(str, args.epochs))} --write`\n\nMachine: {machine()}\n\n{table}\n\n{READING}"
     )
     if args.write:
         print(f"wrote {write_section('Accuracy: the seeds table on real photos', body)}")
