@@ -32,8 +32,10 @@ def test_data_page_demo_counts_edit_and_save_split(app_server, page):
     train.fill("40")
     train.press("Enter")
     wait_idle(page)
-    table = page.get_by_test_id("stDataFrame")
-    expect(table).to_contain_text("40")
+    # The split table shows 4 x 40 = 160 training images (the default 600 per class gives 2,400).
+    # Filtered, not strict: while a rerun replaces the table the old and the new one can both be
+    # in the page for a moment (seen once in CI).
+    expect(page.get_by_test_id("stDataFrame").filter(has_text="160").first).to_be_visible()
 
     name = page.get_by_label("Split name")
     name.fill("e2e-split")
