@@ -394,15 +394,13 @@ def _demo_images(root, size: int) -> tuple[list[str], dict, np.ndarray, np.ndarr
     return rels, boxes, images, labels
 
 
-def _localisation(maps: np.ndarray, boxes: list, size: int, peak: str = "cell") -> tuple[float, float, float]:
+def _localisation(maps: np.ndarray, boxes: list, size: int) -> tuple[float, float, float]:
     """(peak-in-box rate, mean heat inside the boxes, mean heat outside) of heatmaps on size x size images.
 
-    peak="cell" judges the peak at the map's own resolution: a hit when the map's hottest cell
-    overlaps the box. A 16x16 map of a 64 px image has 4 px cells, and a net that detects a shape by
-    its outline puts the peak on the outline, which falls 1-3 px outside the tight box in about 1
-    case in 5 when the peak is upsampled to pixels. For coarse maps (7x7 cells of 32 px) a cell
-    overlaps nearly every box, so peak="pixel" takes the peak of the upsampled map instead.
-    The heat means use the bilinear upsampling the page shows.
+    The peak is judged at the map's own resolution: a hit when the map's hottest cell overlaps the
+    box. A 16x16 map of a 64 px image has 4 px cells, and a net that detects a shape by its outline
+    puts the peak on the outline, which falls 1-3 px outside the tight box in about 1 case in 5
+    when the peak is upsampled to pixels. The heat means use the bilinear upsampling the page shows.
     """
     hits, inside, outside = [], [], []
     for heat, (x0, y0, x1, y1) in zip(maps, boxes):  # box = [x0, x1) x [y0, y1)
@@ -419,12 +417,12 @@ def _localisation(maps: np.ndarray, boxes: list, size: int, peak: str = "cell") 
     return float(np.mean(hits)), float(np.mean(inside)), float(np.mean(outside))
 
 
-def _check_localisation(name: str, maps: np.ndarray, boxes: list, size: int, peak: str = "cell") -> None:
+def _check_localisation(name: str, maps: np.ndarray, boxes: list, size: int) -> None:
     """Peak in the box for >= 80% of the images and more heat inside than outside; and both beat a
     control that pairs every map with another image's box (the demo shapes are big, so a box
-    catches many peaks by chance: ~58% for the small net's cells, ~84% for MobileNet's pixels)."""
-    hit, inside, outside = _localisation(maps, boxes, size, peak)
-    control_hit, control_inside, _ = _localisation(maps, boxes[1:] + boxes[:1], size, peak)
+    catches many peaks by chance: ~58% for the small net's 16x16 map, ~84% for MobileNet's 7x7)."""
+    hit, inside, outside = _localisation(maps, boxes, size)
+    control_hit, control_inside, _ = _localisation(maps, boxes[1:] + boxes[:1], size)
     print(
         f"{name}: peak in box {hit:.3f}, heat in {inside:.3f} / out {outside:.3f}; "
         f"with another image's box: peak {control_hit:.3f}, heat in {control_inside:.3f}"
@@ -495,5 +493,5 @@ def test_gradcam_finds_the_demo_shapes_through_a_nested_pretrained_base(tmp_path
     correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == y
     assert correct.mean() >= 0.85, f"held-out accuracy {correct.mean():.3f}"
     ok = [boxes[rel] for rel in np.array(rels)[held_out][correct]]
-    _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, 224, peak="pixel")
-    _check_localisation("Grad-CAM++", E.gradcam_plus_plus(model, x[correct]), ok, 224, peak="pixel")
+    _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, 224)
+    _check_localisation("Grad-CAM++", E.gradcam_plus_plus(model, x[correct]), ok, 224)
