@@ -1,17 +1,20 @@
 """Data augmentation: a JSON-friendly config, the Keras 3 layer stack it builds, fast seeded previews.
 
-Units and conversions (everything the UI shows is in human units; Keras wants fractions):
+Units and conversions (everything the UI shows is in human units).
 
-* ``rotation_deg``: max rotation either way in degrees -> ``RandomRotation(factor=deg / 360)``
-  (Keras reads the factor as a fraction of a full turn, 2*pi).
-* ``width_shift`` / ``height_shift``: fraction of the width / height -> ``RandomTranslation``.
-* ``shear_deg``: max shear angle either way in degrees -> ``RandomShear(x_factor=tan(deg), y_factor=0)``.
-  RandomShear's factor is the shear *coefficient* s of the matrix [[1, s], [0, 1]] (a pixel moves
-  s * y across), and a shear by angle a has s = tan(a). Keras caps the factor at 1.0, so the
-  largest shear is 45 degrees. Only the x direction is sheared, like ImageDataGenerator. Note Keras
-  shears about the top-left corner, not the image centre.
-* ``zoom``: zoom in or out by up to this fraction -> ``RandomZoom(height_factor=z)`` (scale drawn
-  from [1 - z, 1 + z], same on both axes so the aspect ratio is kept).
+Rotation, shifts, shear and zoom form one ``core.layers.RandomAffine`` (one matrix and one
+resampling per image, as ImageDataGenerator does; four chained Keras layers would resample four
+times, blurring more and costing about a third of a bfloat16 training step):
+
+* ``rotation_deg``: angle drawn from [-deg, deg] degrees.
+* ``width_shift`` / ``height_shift``: shift drawn from [-f, f] of the width / height.
+* ``shear_deg``: x shear by an angle drawn from [-deg, deg] degrees (a pixel moves tan(angle) * y
+  across; only x, like ImageDataGenerator), about the image centre.
+* ``zoom``: scale drawn from [1 - z, 1 + z], the same on both axes so the aspect ratio is kept
+  (ImageDataGenerator draws each axis on its own).
+
+The colour settings are Keras layers (which want fractions):
+
 * ``brightness``: fraction of the value range added or removed -> ``RandomBrightness(factor=b)``.
 * ``contrast``: contrast factor drawn from [1 - c, 1 + c] -> ``RandomContrast(factor=(c, c))``. A
   plain float would give [1, 1 + c] only (Keras' base factor handling), hence the tuple.
@@ -21,10 +24,10 @@ Units and conversions (everything the UI shows is in human units; Keras wants fr
   (Keras rotates by up to factor / 2 of the circle).
 
 The default ``fill_mode`` is "reflect": it is the Keras layers' own default (so the "seed-001"
-preset is the Keras tutorial verbatim) and avoids ImageDataGenerator's smeared "nearest" edges;
+preset fills as the Keras tutorial does) and avoids ImageDataGenerator's smeared "nearest" edges;
 the "seed-000" preset sets "nearest" to match ImageDataGenerator.
 
-Layer order: flips, rotation, translation, shear, zoom, then saturation, hue, brightness, contrast.
+Layer order: flips, the affine transform, then saturation, hue, brightness, contrast.
 Saturation goes first among the colour layers because Keras' RandomSaturation clips S to the value
 range (0-255) instead of 0-1, so oversaturated pixels can leave [0, 255]; the later colour layers
 clip back into range. preview() always clips.
@@ -37,8 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
-import math
 import os
 import re
 import threading
@@ -60,10 +63,10 @@ if TYPE_CHECKING:  # keras is imported lazily: configs and presets load without 
 FILL_MODES: tuple[str, ...] = ("reflect", "nearest", "wrap", "constant")
 VALUE_RANGE: tuple[int, int] = (0, 255)
 INTERPOLATION = "bilinear"
-MAX_SHEAR_DEG = 45.0  # RandomShear's factor (tan of the angle) must be <= 1
+MAX_SHEAR_DEG = 45.0  # beyond 45 degrees a shear squashes the image more than it slants it
 MAX_ZOOM = 0.95  # RandomZoom needs 1 - zoom > 0
 
-_GEOMETRIC_KINDS = ("rotation", "translation", "shear", "zoom")
+_GEOMETRIC_KINDS = ("affine",)
 
 
 def _num(label: str, unit: str, help: str, lo: float, hi: float, step: float, group: str) -> Any:
@@ -134,7 +137,7 @@ class AugmentConfig:
     shear_deg: float = _num(
         "Shear",
         "degrees",
-        "Slant sideways by up to this angle either way (x shear, tan(angle) <= 1).",
+        "Slant sideways by up to this angle either way (x shear).",
         0.0,
         MAX_SHEAR_DEG,
         0.1,
@@ -311,7 +314,8 @@ PRESET_NOTES: dict[str, str] = {
     ),
     "seed-001": (
         "The Keras 3 tutorial stack: RandomFlip('horizontal'), RandomRotation(0.1) = ±36° "
-        "(0.1 of a full turn), RandomZoom(0.2), with the layers' default 'reflect' fill."
+        "(0.1 of a full turn), RandomZoom(0.2), with the layers' default 'reflect' fill; rotation and zoom "
+        "are applied here as one affine transform, with the same ranges."
     ),
     "strong": (
         "Stronger geometric and colour changes that still look like real photos: left-right flips only "
@@ -325,12 +329,13 @@ PRESET_NOTES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class _Spec:
-    """One layer to build: a stable kind (for seeding), the keras.layers class and its arguments."""
+    """One layer to build: a stable kind (for seeding), its class (in `module`) and its arguments."""
 
     kind: str
     cls: str
     kwargs: dict[str, Any]
     comment: str
+    module: str = "keras.layers"
 
 
 def _saturation_factor(s: float) -> tuple[float, float]:
@@ -348,40 +353,28 @@ def _layer_specs(config: AugmentConfig) -> list[_Spec]:
         specs.append(_Spec("flip_horizontal", "RandomFlip", {"mode": "horizontal"}, "flip left-right, p=1/2"))
     if c.vertical_flip:
         specs.append(_Spec("flip_vertical", "RandomFlip", {"mode": "vertical"}, "flip upside-down, p=1/2"))
-    if c.rotation_deg > 0:
+    if any((c.rotation_deg, c.width_shift, c.height_shift, c.shear_deg, c.zoom)):
+        parts = [
+            f"rotate ±{c.rotation_deg:g}°" if c.rotation_deg else "",
+            f"shift ±{c.width_shift:g} of the width" if c.width_shift else "",
+            f"±{c.height_shift:g} of the height" if c.height_shift else "",
+            f"x shear ±{c.shear_deg:g}°" if c.shear_deg else "",
+            f"scale {1 - c.zoom:g}-{1 + c.zoom:g}" if c.zoom else "",
+        ]
         specs.append(
             _Spec(
-                "rotation",
-                "RandomRotation",
-                {"factor": c.rotation_deg / 360.0, **fill},
-                f"±{c.rotation_deg:g}° = {c.rotation_deg:g}/360 of a full turn",
-            )
-        )
-    if c.width_shift > 0 or c.height_shift > 0:
-        specs.append(
-            _Spec(
-                "translation",
-                "RandomTranslation",
-                {"height_factor": c.height_shift, "width_factor": c.width_shift, **fill},
-                f"shift up to ±{c.height_shift:g} of the height, ±{c.width_shift:g} of the width",
-            )
-        )
-    if c.shear_deg > 0:
-        specs.append(
-            _Spec(
-                "shear",
-                "RandomShear",
-                {"x_factor": math.tan(math.radians(c.shear_deg)), "y_factor": 0.0, **fill},
-                f"x shear up to ±{c.shear_deg:g}°: factor = tan({c.shear_deg:g}°)",
-            )
-        )
-    if c.zoom > 0:
-        specs.append(
-            _Spec(
-                "zoom",
-                "RandomZoom",
-                {"height_factor": c.zoom, **fill},
-                f"scale in [{1 - c.zoom:g}, {1 + c.zoom:g}], aspect ratio kept",
+                "affine",
+                "RandomAffine",
+                {
+                    "rotation": c.rotation_deg,
+                    "width_shift": c.width_shift,
+                    "height_shift": c.height_shift,
+                    "shear": c.shear_deg,
+                    "zoom": c.zoom,
+                    **fill,
+                },
+                ", ".join(p for p in parts if p) + ": one resampling",
+                module="core.layers",
             )
         )
     if c.saturation > 0:
@@ -436,15 +429,11 @@ def build(config: AugmentConfig, seed: int | None = None) -> keras.Sequential:
     if not specs:
         # An empty Sequential cannot be called in Keras 3, so the identity is one Identity layer.
         return keras.Sequential([keras.layers.Identity()], name="augmentation")
-    from core import layers as custom
-
     layers = [
-        getattr(custom, s.cls, None) or getattr(keras.layers, s.cls)  # custom: a fixed RandomShear
+        getattr(importlib.import_module(s.module), s.cls)(
+            **s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind)
+        )
         for s in specs
-    ]
-    layers = [
-        cls(**s.kwargs, seed=None if seed is None else layer_seed(seed, s.kind))
-        for cls, s in zip(layers, specs)
     ]
     return keras.Sequential(layers, name="augmentation")
 
@@ -605,13 +594,17 @@ def to_code(config: AugmentConfig, seed: int | None = None) -> str:
                 "",
             ]
         )
+    ours = sorted({s.cls for s in specs if s.module != "keras.layers"})
+    if ours:  # Convnet Workbench's own layers (core/layers.py), e.g. the one-resampling affine transform
+        head.insert(1, f"from core.layers import {', '.join(ours)}")
     lines = [*head, "augmentation = keras.Sequential(", "    ["]
     for s in specs:
         kwargs = dict(s.kwargs)
         if seed is not None:
             kwargs["seed"] = layer_seed(seed, s.kind)
         args = ", ".join(f"{k}={_py(v)}" for k, v in kwargs.items())
-        lines.append(f"        keras.layers.{s.cls}({args}),  # {s.comment}")
+        name = s.cls if s.module != "keras.layers" else f"keras.layers.{s.cls}"
+        lines.append(f"        {name}({args}),  # {s.comment}")
     lines += ["    ],", '    name="augmentation",', ")", ""]
     return "\n".join(lines)
 

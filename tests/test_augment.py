@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import numpy as np
 import pytest
@@ -257,16 +256,13 @@ def _comparable(layer, drop=("name", "seed")) -> tuple[str, dict]:
 def test_build_layers_match_config():
     model = A.build(PRESETS["seed-000"], seed=0)
     names = [type(layer).__name__ for layer in model.layers]
-    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom"]
-    flip, rot, trans, shear, zoom = model.layers
+    assert names == ["RandomFlip", "RandomAffine"]  # rotation, shifts, shear and zoom: one resampling
+    flip, affine = model.layers
     assert flip.mode == "horizontal"
-    assert rot.factor == pytest.approx((-40 / 360, 40 / 360))
-    assert (trans.height_factor, trans.width_factor) == (0.2, 0.2)
-    assert shear.x_factor == pytest.approx((-math.tan(math.radians(0.2)), math.tan(math.radians(0.2))))
-    assert shear.y_factor == (0.0, 0.0)
-    assert zoom.height_factor == 0.2 and zoom.width_factor is None
-    for layer in (rot, trans, shear, zoom):
-        assert layer.fill_mode == "nearest" and layer.fill_value == 0.0
+    assert (affine.rotation, affine.width_shift, affine.height_shift) == (40.0, 0.2, 0.2)
+    assert (affine.shear, affine.zoom) == (0.2, 0.2)  # degrees, fraction
+    assert affine.fill_mode == "nearest" and affine.fill_value == 0.0
+    assert [type(x).__name__ for x in A.build(AugmentConfig(zoom=0.1)).layers] == ["RandomAffine"]
 
 
 def test_build_photometric_factors():
@@ -403,7 +399,7 @@ def test_preset_names_protected(tmp_path, name):
 
 @pytest.mark.parametrize("preset", ["seed-000", "strong"])
 def test_models_with_augmentation_save_and_load_in_safe_mode(tmp_path, preset):
-    """Keras 3.15 saves RandomShear's factor as (-f, f) and then refuses it; our layer loads."""
+    """Models holding our augmentation layers load back in safe mode with the same settings."""
     from core.train import load_model
 
     inputs = keras.Input((32, 32, 3))

@@ -33,8 +33,8 @@ def test_changing_b_redraws_b_only(app):
     after = _image_urls(app)
     assert after[0] == before[0], "A changed although only B's setting moved"
     assert after[1] != before[1], "B did not change"
-    code = [c.value for c in app.code if "RandomRotation" in c.value]
-    assert any("factor=0.25" in c for c in code)  # 90 degrees = 0.25 of a turn, shown as code
+    code = [c.value for c in app.code if "RandomAffine" in c.value]
+    assert any("rotation=90.0" in c for c in code)  # the new setting, shown as code
 
 
 def test_same_settings_same_pictures_and_new_seeds_change_all(app):
