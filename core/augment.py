@@ -64,7 +64,7 @@ FILL_MODES: tuple[str, ...] = ("reflect", "nearest", "wrap", "constant")
 VALUE_RANGE: tuple[int, int] = (0, 255)
 INTERPOLATION = "bilinear"
 MAX_SHEAR_DEG = 45.0  # beyond 45 degrees a shear squashes the image more than it slants it
-MAX_ZOOM = 0.95  # RandomZoom needs 1 - zoom > 0
+MAX_ZOOM = 0.95  # the scale 1 - zoom must stay > 0
 
 _GEOMETRIC_KINDS = ("affine",)
 

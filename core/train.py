@@ -296,20 +296,35 @@ def device_plan(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def distribution_scope(n_gpus: int):
-    """Data parallelism over several GPUs: MirroredStrategy (TensorFlow) or DataParallel (JAX)."""
+def replica_devices() -> list[str]:
+    """The devices data parallelism spreads a run over: every GPU when there are two or more, else none."""
+    import keras
+
+    if len(gpus()) < 2:  # physical devices only: listing logical ones would start the TF runtime
+        return []
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
+    if keras.backend.backend() == "jax":
+        return keras.distribution.list_devices("gpu")
+    return []
+
+
+def distribution_scope(devices: list[str]):
+    """Data parallelism over two or more devices: MirroredStrategy (TensorFlow) or DataParallel (JAX)."""
     import contextlib
 
     import keras
 
-    if n_gpus < 2:
+    if len(devices) < 2:
         return contextlib.nullcontext()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.distribute.MirroredStrategy().scope()
+        return tf.distribute.MirroredStrategy(devices=devices).scope()
     if keras.backend.backend() == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return contextlib.nullcontext()
 
 
@@ -856,9 +871,11 @@ def run_training(control: RunControl) -> str:
         plan = device_plan(config)
         keras.mixed_precision.set_dtype_policy(plan["precision"])
         keras.utils.set_random_seed(config.seed)
+        devices = replica_devices()
+        plan["replicas"] = max(1, len(devices))
         control.update(plan=plan)
         num_classes = len(data.classes)
-        with distribution_scope(plan["gpus"]):
+        with distribution_scope(devices):
             make_plan = _plan_features if config.mode == "features" else _plan_images
             fit, state = make_plan(control, config, data, plan, num_classes)
             initial_epoch = (state or {}).get("epochs_done", 0)

@@ -279,8 +279,9 @@ def device_ui(config: TrainConfig) -> None:
             else ""
         )
     )
+    shared = " (each batch split across them, one copy of the model on each)" if plan["gpus"] > 1 else ""
     st.caption(
-        f"Runs on: **{plan['device']}**, precision **{plan['precision']}**{why}, "
+        f"Runs on: **{plan['device']}**{shared}, precision **{plan['precision']}**{why}, "
         f"XLA **{'on' if plan['jit_compile'] else 'off'}**."
     )
 

@@ -402,6 +402,73 @@ def test_device_plan_on_this_machine():
     assert plan["jit_compile"] is (plan["backend"] == "jax")
 
 
+_MIRRORED_WORKER = """
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]  # two logical CPUs stand in for two GPUs
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from core import runs, train
+
+devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+with train.distribution_scope(devices):
+    assert tf.distribute.get_strategy().num_replicas_in_sync == 2
+train.replica_devices = lambda: devices
+sys.exit(runs.worker_main(Path(sys.argv[1]), resume=False))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
+    """The multi-GPU path (MirroredStrategy) end to end, on two logical CPU devices."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    make_demo_split(workspace, per_class=8, size=32)
+    config = TrainConfig(
+        split="demo",
+        model="small",
+        image_size=32,
+        augment_name="seed-000",
+        precision="float32",
+        epochs=2,
+        batch_size=8,
+        optimizer="adam",
+        learning_rate=1e-3,
+    )
+    run_id = runs.create_run(train.finalize(config, workspace).to_dict(), workspace)
+    path = runs.run_dir(run_id, workspace)
+    done = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_WORKER, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    status = runs.status(run_id, workspace)
+    assert done.returncode == 0 and status["state"] == "done", (
+        status,
+        done.stdout[-3000:],
+        done.stderr[-3000:],
+    )
+    assert status["plan"]["replicas"] == 2
+    epochs = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(np.isfinite(r["val_loss"]) for r in epochs)
+    model = train.load_model(path / "best.keras")
+    assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 4)
+
+
+def test_one_device_means_no_distribution():
+    import contextlib
+
+    assert train.replica_devices() == []  # no GPUs here
+    assert isinstance(train.distribution_scope([]), contextlib.nullcontext)
+
+
 # ---------------------------------------------------------------------------- 11. switches in a run
 
 

@@ -26,6 +26,6 @@ def test_augment_b_changes_a_does_not(app_server, page):
     wait_idle(page)
     expect(_previews(page).nth(1)).not_to_have_attribute("src", b_before)
     assert _previews(page).nth(0).get_attribute("src") == a_before
-    expect(page.get_by_text("factor=0.5").first).to_be_attached()  # B's code shows 180° = half a turn
+    expect(page.get_by_text("rotation=180.0").first).to_be_attached()  # B's code shows the new setting
     _previews(page).nth(1).scroll_into_view_if_needed()
     screenshot(page, "augment-b-rotated")
