@@ -14,9 +14,12 @@ def _previews(page):
 def test_augment_b_changes_a_does_not(app_server, page):
     page.goto(f"{app_server}/augment")
     expect(page.get_by_role("heading", name="Augment", exact=True)).to_be_visible()
-    page.get_by_role("radiogroup", name="Pictures").get_by_text("Demo dataset").click()
+    wait_idle(page)  # a click during the first run can be lost on a slow machine
+    pictures = page.get_by_role("radiogroup", name="Pictures")
+    pictures.get_by_text("Demo dataset").click()
+    expect(pictures.get_by_role("radio", name="Demo dataset")).to_be_checked()
     wait_idle(page)
-    expect(_previews(page)).to_have_count(2)
+    expect(_previews(page)).to_have_count(2, timeout=120_000)  # first visit: demo pictures + TensorFlow
     a_before, b_before = (_previews(page).nth(i).get_attribute("src") for i in range(2))
     screenshot(page, "augment-before")
 
