@@ -219,7 +219,7 @@ def test_training_model_holds_the_configured_augmentation(mode):
     model = train.build_model(config, num_classes=3)
     inside = model.get_layer("augmentation")
     expected = augment.build(aug, seed=config.seed)
-    assert len(inside.layers) == len(expected.layers) == 4
+    assert len(inside.layers) == len(expected.layers) == 3  # flip, affine (rotation + zoom), contrast
     assert _layer_configs(inside) == _layer_configs(expected)
     names = [layer.name for layer in model.layers]
     after = "rescaling" if mode == "scratch" else "preprocess"
