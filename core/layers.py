@@ -43,7 +43,6 @@ class RandomAffine(BaseImagePreprocessingLayer):
     """
 
     _USE_BASE_FACTOR = False
-    _FACTOR_BOUNDS = (0, 1)
     _SUPPORTED_FILL_MODE = ("reflect", "wrap", "constant", "nearest")
     _SUPPORTED_INTERPOLATION = ("nearest", "bilinear")
 

@@ -296,11 +296,15 @@ def device_plan(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def replica_devices() -> list[str]:
-    """The devices data parallelism spreads a run over: every GPU when there are two or more, else none."""
+def replica_devices(n_gpus: int) -> list[str]:
+    """The devices data parallelism spreads a run over: every GPU when there are two or more, else none.
+
+    n_gpus: the physical GPU count (device_plan's); logical devices are listed only when it is >= 2,
+    since listing them starts the TF runtime.
+    """
     import keras
 
-    if len(gpus()) < 2:  # physical devices only: listing logical ones would start the TF runtime
+    if n_gpus < 2:
         return []
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -871,7 +875,7 @@ def run_training(control: RunControl) -> str:
         plan = device_plan(config)
         keras.mixed_precision.set_dtype_policy(plan["precision"])
         keras.utils.set_random_seed(config.seed)
-        devices = replica_devices()
+        devices = replica_devices(plan["gpus"])
         plan["replicas"] = max(1, len(devices))
         control.update(plan=plan)
         num_classes = len(data.classes)
