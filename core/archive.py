@@ -6,12 +6,12 @@ import io
 import os
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from core.data import DataError, check_name
+from core.workspace import make_temp_dir
 
 MAX_TOTAL_BYTES = 4 * 1024**3  # uncompressed
 MAX_FILES = 100_000
@@ -81,7 +81,7 @@ def extract_zip(
         tops = {p.parts[0] for _, p in members}
         strip = len(tops) == 1 and all(len(p.parts) > 1 for _, p in members)
         Path(dest_parent).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest_parent))
+        tmp = make_temp_dir(dest_parent, name)
         try:
             for info, path in members:
                 rel = PurePosixPath(*path.parts[1:]) if strip else path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import numpy as np
 from core.data import Split, fingerprint_files
 from core.fileio import atomic_write_json, read_json
 from core.images import ImageError, ResizePolicy, load_resized
-from core.workspace import subdir
+from core.workspace import make_temp_dir, subdir
 
 Progress = Callable[[int, int], None]
 CACHE_VERSION = 1
@@ -95,7 +94,7 @@ def load_arrays(
 
     h, w = size
     n = len(paths)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=entry.parent))
+    tmp = make_temp_dir(entry.parent, key)
     try:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
         ok = np.ones(n, dtype=bool)

@@ -13,8 +13,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -24,7 +22,7 @@ import cv2
 import numpy as np
 
 from core.fileio import atomic_write_json, atomic_write_text, read_json
-from core.workspace import subdir
+from core.workspace import make_temp_dir, subdir
 
 DEMO_NAME = "demo"
 DEMO_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
@@ -46,7 +44,6 @@ GENERATOR_VERSION = 2
 _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel vertex positions keep small shapes smooth
 _ONE = 1 << _SHIFT
 _MARGIN = 2  # pixels kept free between the shape and the image border
-_STALE_TMP_SECONDS = 3600
 
 Box = tuple[int, int, int, int]
 
@@ -349,17 +346,6 @@ def is_complete(
         return False
 
 
-def _clean_stale_tmp(parent: Path) -> None:
-    """Remove temp folders of generations killed long ago (never a live one)."""
-    cutoff = time.time() - _STALE_TMP_SECONDS
-    for path in parent.glob(f".{DEMO_NAME}-*"):
-        try:
-            if path.is_dir() and path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
-
-
 def ensure_demo(
     workspace: str | os.PathLike | None = None,
     per_class: int = 1000,
@@ -375,16 +361,14 @@ def ensure_demo(
     if is_complete(target, per_class, size):
         return target
     parent = target.parent
-    _clean_stale_tmp(parent)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_NAME}-tmp-"))
+    tmp = make_temp_dir(parent, DEMO_NAME)
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the dataset is not private
         generate(tmp, per_class=per_class, size=size, progress=progress)
         for _ in range(10):
             if is_complete(target, per_class, size):
                 break  # another process finished first; keep theirs
             if target.exists():
-                trash = Path(tempfile.mkdtemp(dir=parent, prefix=f".{DEMO_NAME}-old-"))
+                trash = make_temp_dir(parent, f"{DEMO_NAME}-old")
                 with contextlib.suppress(FileNotFoundError):  # someone else moved it away meanwhile
                     os.replace(target, trash / DEMO_NAME)
                 shutil.rmtree(trash, ignore_errors=True)

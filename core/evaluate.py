@@ -20,6 +20,7 @@ import numpy as np
 from core import metrics
 from core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from core.images import ImageError, is_image_name, load_resized
+from core.workspace import temp_name
 
 
 @dataclass
@@ -488,7 +489,7 @@ def export_model(
 
     if fmt == "keras":
         target = out / f"{stem}.keras"
-        tmp = out / f".tmp-{os.getpid()}-{target.name}"
+        tmp = out / temp_name(target.name)
         shutil.copy2(file, tmp)
         os.replace(tmp, target)
         return target

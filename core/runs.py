@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from core.fileio import append_jsonl, atomic_write_json, read_json, read_jsonl
-from core.workspace import subdir
+from core.workspace import TRASH_PREFIX, pid_alive, subdir
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
@@ -124,23 +124,10 @@ def create_run(config: dict, workspace: str | os.PathLike | None = None, run_id:
 
 
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    child = _children.get(pid)
+    child = _children.get(pid) if pid else None
     if child is not None:
         return child.poll() is None  # also reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (dead, not yet reaped by its parent) still answers signal 0.
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-    return True
+    return pid_alive(pid)
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -292,7 +279,7 @@ def delete(run_id: str, workspace: str | os.PathLike | None = None) -> None:
     state = read_status(path)["state"]
     if state in ACTIVE_STATES:
         raise RunError(f"run '{run_id}' is {state}; stop it before deleting it")
-    trash = path.with_name(f".deleted-{path.name}")
+    trash = path.with_name(f"{TRASH_PREFIX}{path.name}")
     os.replace(path, trash)  # one rename: the run disappears at once, even if removal takes a while
     shutil.rmtree(trash, ignore_errors=True)
 

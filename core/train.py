@@ -27,6 +27,7 @@ import numpy as np
 
 from core.fileio import atomic_write_json, read_json
 from core.images import RESIZE_POLICIES
+from core.workspace import temp_name
 
 if TYPE_CHECKING:
     from core.runs import RunControl
@@ -406,7 +407,7 @@ def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch:
 
 def save_atomic(model, path: Path) -> None:
     """model.save to a temp .keras file beside `path`, then rename: readers never see half a file."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(temp_name(path.name))
     try:
         model.save(tmp)
         os.replace(tmp, path)
@@ -714,7 +715,7 @@ def extract_features(
             progress(min(i + bs, n), n)
     feats = np.concatenate(parts) if parts else np.zeros((0, *feature_model.output_shape[1:]), np.float32)
     if cacheable:
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp = path.with_name(temp_name(path.name))
         np.save(tmp, feats)
         os.replace(tmp, path)
     return feats, False
