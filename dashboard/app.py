@@ -11,9 +11,22 @@ if str(ROOT) not in sys.path:  # streamlit puts only dashboard/ on the path
 
 import streamlit as st  # noqa: E402
 
+from core import access  # noqa: E402
 from dashboard import ui  # noqa: E402
 
 st.set_page_config(page_title="Convnet Workbench", page_icon=":material/neurology:", layout="wide")
+# .streamlit/config.toml is read only when the server starts in the repo folder: the settings that
+# keep the server safe must hold however it was launched.
+ui.apply_safe_client_settings()
+refusal = access.bind_refusal(st.get_option("server.address"))
+if refusal:
+    st.error(refusal, icon=":material/lock:")
+    st.stop()
+try:
+    ui.workspace()
+except OSError as e:
+    st.error(ui.write_error_text(e, "open the workspace"), icon=":material/error:")
+    st.stop()
 
 pages = [st.Page(ui.HOME.path, title=ui.HOME.title, icon=ui.HOME.icon, default=True)]
 pages += [st.Page(s.path, title=s.title, icon=s.icon) for s in ui.STEPS if s.available]

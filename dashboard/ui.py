@@ -8,9 +8,11 @@ Session state used across pages (one documented name each):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import data, demo
+from core import access, data, demo
 from core.data import DataError, DatasetIndex
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
@@ -105,7 +107,12 @@ def demo_path(workspace: str) -> Path:
 
 
 def current_demo() -> Path:
-    return demo_path(str(workspace()))
+    """The demo dataset; on a read-only or full workspace, a message and the page stops."""
+    try:
+        return demo_path(str(workspace()))
+    except OSError as e:
+        st.error(write_error_text(e, "make the demo dataset"), icon=":material/error:")
+        st.stop()
 
 
 def known_datasets() -> dict[str, Path]:
@@ -211,6 +218,56 @@ def split_picker(key: str = "split", label: str = "Saved split") -> data.Split |
 def show_error(e: BaseException) -> None:
     """A plain one-line message for errors users can fix (never a traceback)."""
     st.error(str(e) or type(e).__name__)
+
+
+def apply_safe_client_settings() -> None:
+    """Hide error details from users unless the operator chose otherwise (flag or environment)."""
+    from streamlit import config
+
+    if config.get_where_defined("client.showErrorDetails") == "<default>":
+        st.set_option("client.showErrorDetails", "none")
+
+
+def remote_mode() -> bool:
+    """True when the server listens where other machines can reach it (allowed by the operator)."""
+    return not access.is_loopback(st.get_option("server.address"))
+
+
+def typed_path(text: str) -> Path | None:
+    """A folder or file path the user typed, once the server may read it; None (and a one-line
+    refusal) when it lies outside the data roots."""
+    if not text.strip():
+        return None
+    try:
+        return access.check_typed_path(text, remote_mode())
+    except DataError as e:
+        show_error(e)
+        return None
+
+
+def write_error_text(e: OSError, what: str) -> str:
+    """One sentence for a failed write: read-only or full workspace, or another OS error."""
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = f"the workspace is read-only{where}"
+    elif e.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = f"the disk is full{where}"
+    else:
+        why = f"{e.strerror or e}{where}"
+    return (
+        f"Could not {what}: {why}. Nothing was changed. Free some space or point "
+        f"CONVNET_WORKSPACE at a writable folder."
+    )
+
+
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn a failed write (read-only or full workspace) into one message on the page;
+    the code after the block still runs."""
+    try:
+        yield
+    except OSError as e:
+        st.error(write_error_text(e, what), icon=":material/error:")
 
 
 def sidebar() -> None:

@@ -46,18 +46,20 @@ def dataset_source_ui() -> Path | None:
             "One sub-folder per class (cats/, dogs/, ...), Kaggle-style names (cat.1.jpg), "
             "or train/, validation/ and test/ folders."
         )
-        return Path(text.strip()).expanduser() if text.strip() else None
+        return ui.typed_path(text)
     upload = st.file_uploader("Zip of images (one folder per class inside)", type=["zip"], key="zip_upload")
     if upload is None:
         return None
     name = st.text_input("Name for this dataset", value=Path(upload.name).stem, key="zip_name")
     if st.button("Add dataset", key="zip_add", type="primary"):
-        with st.spinner("Unpacking..."):
+        folder = None
+        with st.spinner("Unpacking..."), ui.writing("add the dataset"):
             try:
                 folder = archive.extract_zip(upload.getvalue(), subdir("datasets"), name)
             except DataError as e:
                 ui.show_error(e)
-                return None
+        if folder is None:
+            return None
         st.success(f"Added '{folder.name}'. Find it under 'Saved dataset' from now on.")
         st.session_state["dataset_path"] = str(folder)
         return folder
@@ -148,12 +150,13 @@ def save_ui(split: data.Split) -> None:
     name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     name = name_col.text_input("Split name", value=default, key="split_name")
     if button_col.button("Save split", key="save_split", type="primary", icon=":material/save:"):
-        try:
-            path = data.save_split(split, name=name)
-        except DataError as e:
-            ui.show_error(e)
-        else:
-            st.success(f"Saved split '{path.stem}'. The Train page can use it now.")
+        with ui.writing("save the split"):
+            try:
+                path = data.save_split(split, name=name)
+            except DataError as e:
+                ui.show_error(e)
+            else:
+                st.success(f"Saved split '{path.stem}'. The Train page can use it now.")
 
 
 def prepare_ui(split: data.Split) -> None:
@@ -172,26 +175,32 @@ def prepare_ui(split: data.Split) -> None:
             help="stretch: squash to a square; crop: cut the centre; pad: add black bars",
         )
         if cols[2].button("Decode now", key="prep_go"):
-            bar = st.progress(0.0)
-            start, total, decoded = time.perf_counter(), 0, 0
-            for subset in data.SUBSETS:
-                if not split.subsets[subset]:
-                    continue
-                out = cache.split_arrays(
-                    split,
-                    subset,
-                    (size, size),
-                    policy,
-                    progress=ui.progress_callback(bar, f"Decoding {subset}"),
-                )
-                total, decoded = total + len(out), decoded + out.decoded
-                if out.failed:
-                    st.warning(f"{len(out.failed)} {subset} images could not be decoded and are left out.")
-            bar.empty()
-            st.success(
-                f"{total:,} images ready at {size}x{size} ({decoded:,} decoded now, "
-                f"{total - decoded:,} already cached) in {time.perf_counter() - start:.1f} s."
-            )
+            with ui.writing("store the decoded images"):
+                decode_all(split, size, policy)
+
+
+def decode_all(split: data.Split, size: int, policy: str) -> None:
+    """Decode every subset into the cache with a progress bar, and say how it went."""
+    bar = st.progress(0.0)
+    start, total, decoded = time.perf_counter(), 0, 0
+    for subset in data.SUBSETS:
+        if not split.subsets[subset]:
+            continue
+        out = cache.split_arrays(
+            split,
+            subset,
+            (size, size),
+            policy,
+            progress=ui.progress_callback(bar, f"Decoding {subset}"),
+        )
+        total, decoded = total + len(out), decoded + out.decoded
+        if out.failed:
+            st.warning(f"{len(out.failed)} {subset} images could not be decoded and are left out.")
+    bar.empty()
+    st.success(
+        f"{total:,} images ready at {size}x{size} ({decoded:,} decoded now, "
+        f"{total - decoded:,} already cached) in {time.perf_counter() - start:.1f} s."
+    )
 
 
 st.title("Data")

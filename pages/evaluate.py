@@ -65,9 +65,13 @@ def scores_ui(run: dict, which: str) -> evaluate.EvalResult | None:
                 which,
                 progress=lambda stage, d, t: bar.progress(d / max(t, 1), text=f"{stage} {d:,}/{t:,}"),
             )
-        except (ValueError, OSError) as e:
+        except ValueError as e:
             bar.empty()
             ui.show_error(e)
+            return None
+        except OSError as e:
+            bar.empty()
+            st.error(ui.write_error_text(e, "score the model"))
             return None
         bar.empty()
     return result
@@ -205,12 +209,12 @@ def predict_ui(run: dict, which: str) -> None:
         )
         sources = [(f.name, f.getvalue()) for f in files or []]
     else:
-        folder = st.text_input("Folder", key="predict_folder")
-        if folder.strip():
+        folder = ui.typed_path(st.text_input("Folder", key="predict_folder"))
+        if folder is not None:
             try:
-                sources = [(str(p), p) for p in evaluate.image_files(folder.strip())[:200]]
-            except FileNotFoundError as e:
-                ui.show_error(e)
+                sources = [(str(p), p) for p in evaluate.image_files(folder)[:200]]
+            except OSError as e:
+                st.error(f"Could not read {folder}: {e.strerror or e}")
     if not sources:
         return
     file = evaluate.model_file(run["path"], which)

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate, explain, runs
+from core.fileio import atomic_write_bytes
 from core.images import ImageError, encode_png, load_resized
 from core.train import load_model
 from core.workspace import subdir
@@ -18,8 +19,10 @@ CMAPS = ["viridis", "magma", "gray", "jet"]
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model...")
-def model_from(path: str, mtime: float, safe_mode: bool):
-    return load_model(path, safe_mode=safe_mode, compile=False)
+def model_from(path: str, mtime: float):
+    """A model in Keras' safe mode, always: a file that carries Python code is refused, since
+    whoever can reach this page would run that code on the server."""
+    return load_model(path, compile=False)
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing the heatmap...")
@@ -50,7 +53,7 @@ def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
         )
         run = by_id[run_id]
         file = evaluate.model_file(run["path"], "best")
-        model = model_from(str(file), file.stat().st_mtime, True)
+        model = model_from(str(file), file.stat().st_mtime)
         classes = run["status"].get("classes") or [
             str(i)
             for i in range(
@@ -65,22 +68,32 @@ def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
             run["config"].get("resize_policy", "stretch"),
             run,
         )
-    upload = st.file_uploader("Keras model (.keras)", type=["keras"], key="explain_model_upload")
-    unsafe = st.checkbox(
-        "Allow code inside the model file (only for files you trust)",
-        key="explain_unsafe",
-        help="Keras' safe mode refuses models that carry Python code (Lambda layers).",
+    upload = st.file_uploader(
+        "Keras model (.keras)",
+        type=["keras"],
+        key="explain_model_upload",
+        help="Loaded in Keras' safe mode: models that carry Python code (Lambda layers) are refused.",
     )
     if upload is None:
         return None
     data = upload.getvalue()
     path = subdir("uploads") / f"{hashlib.sha256(data).hexdigest()[:16]}.keras"
     if not path.exists():
-        path.write_bytes(data)
+        with ui.writing("keep the uploaded model"):
+            atomic_write_bytes(path, data)
+        if not path.exists():
+            return None
     try:
-        model = model_from(str(path), path.stat().st_mtime, not unsafe)
-    except Exception as e:  # Keras raises many kinds on foreign or damaged files
-        st.error(f"Could not load {upload.name}: {str(e).splitlines()[0][:300]}")
+        model = model_from(str(path), path.stat().st_mtime)
+    except Exception as e:  # Keras raises many kinds on foreign, damaged or code-carrying files
+        if "safe_mode" in str(e):
+            st.error(
+                f"Could not load {upload.name}: it carries Python code (such as a Lambda layer), "
+                "and this app never runs code from uploaded files."
+            )
+        else:
+            first = str(e).splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            st.error(f"Could not load {upload.name}: {first}")
         return None
     shape = model.input_shape
     if not (
@@ -91,7 +104,7 @@ def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
         )
         return None
     n = explain.predict(model, np.zeros((shape[1], shape[2], 3), np.uint8)).shape[0]
-    key = f"{path}:{path.stat().st_mtime}:{unsafe}"
+    key = f"{path}:{path.stat().st_mtime}"
     return model, key, [f"class {i}" for i in range(n)], int(shape[1]), "stretch", None
 
 

@@ -50,8 +50,9 @@ def controls(run_id: str, status: dict) -> None:
     state = status["state"]
     if state in runs.ACTIVE_STATES:
         if st.button("Stop after this batch", key="monitor_stop", icon=":material/stop:"):
-            runs.stop(run_id)
-            st.toast("Asked the run to stop; checkpoints are kept.")
+            with ui.writing("ask the run to stop"):
+                runs.stop(run_id)
+                st.toast("Asked the run to stop; checkpoints are kept.")
     elif state in ("stopped", "failed", "interrupted"):
         if st.button(
             "Resume",
@@ -59,12 +60,13 @@ def controls(run_id: str, status: dict) -> None:
             icon=":material/play_arrow:",
             help="Continue from the last saved epoch, with the optimizer's state.",
         ):
-            try:
-                runs.resume(run_id)
-            except (ValueError, OSError) as e:
-                ui.show_error(e)
-            else:
-                st.rerun()
+            with ui.writing("resume the run"):
+                try:
+                    runs.resume(run_id)
+                except ValueError as e:
+                    ui.show_error(e)
+                else:
+                    st.rerun()
 
 
 def live(run_id: str, smoothing: float, per_batch: bool) -> None:
@@ -203,19 +205,21 @@ def edit_ui(chosen: list[dict]) -> None:
         notes = st.text_area("Notes", value=meta.get("notes", ""), key=f"meta_notes_{run['id']}")
         c1, c2 = st.columns(2)
         if c1.button("Save name and notes", key="meta_save", icon=":material/save:"):
-            runs.set_meta(run["id"], name=name, notes=notes)
-            st.rerun()
+            with ui.writing("save the name and notes"):
+                runs.set_meta(run["id"], name=name, notes=notes)
+                st.rerun()
         if run["status"]["state"] in runs.ACTIVE_STATES:
             c2.caption("A running run cannot be deleted; stop it first.")
         elif c2.checkbox("Yes, delete this run and its models", key=f"delete_confirm_{run['id']}"):
             if c2.button("Delete run", key="delete_run", type="primary", icon=":material/delete:"):
-                try:
-                    runs.delete(run["id"])
-                except ValueError as e:
-                    ui.show_error(e)
-                else:
-                    st.session_state.pop("monitor_run", None)
-                    st.rerun()
+                with ui.writing("delete the run"):
+                    try:
+                        runs.delete(run["id"])
+                    except ValueError as e:
+                        ui.show_error(e)
+                    else:
+                        st.session_state.pop("monitor_run", None)
+                        st.rerun()
 
 
 history_ui(all_runs, smoothing)

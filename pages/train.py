@@ -137,12 +137,15 @@ def config_ui(split_name: str) -> TrainConfig | None:
                 key="train_weights_source",
             )
             if source == "file":
-                path = st.text_input(
+                text = st.text_input(
                     "Weights file (.h5)",
                     key="train_weights_path",
                     placeholder="/path/to/mobilenet_5_0_224_tf_no_top.h5",
                 )
-                values["weights"] = path.strip() or "none"
+                path = ui.typed_path(text)
+                if text.strip() and path is None:
+                    return None  # refused: never fall back to random weights silently
+                values["weights"] = str(path) if path else "none"
             else:
                 values["weights"] = source
         else:
@@ -309,12 +312,13 @@ device_ui(config)
 with st.expander("Model summary", expanded=False):
     summary_ui(config, len(split.classes))
 if st.button("Start training", key="train_launch", type="primary", icon=":material/play_arrow:"):
-    try:
-        final = train.finalize(config, ui.workspace())
-        run_id = runs.submit(final.to_dict())
-    except (ValueError, OSError, KeyError) as e:
-        ui.show_error(e)
-    else:
-        st.success(f"Started run `{run_id}`. It keeps going if you leave this page.")
-        ui.link_to("Monitor", "Watch it on the Monitor page")
+    with ui.writing("start the run"):
+        try:
+            final = train.finalize(config, ui.workspace())
+            run_id = runs.submit(final.to_dict())
+        except (ValueError, KeyError) as e:
+            ui.show_error(e)
+        else:
+            st.success(f"Started run `{run_id}`. It keeps going if you leave this page.")
+            ui.link_to("Monitor", "Watch it on the Monitor page")
 ui.active_runs_ui()

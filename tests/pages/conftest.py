@@ -14,6 +14,8 @@ from tests.conftest import REPO
 APP = str(REPO / "dashboard" / "app.py")
 # The app hides error details from users (.streamlit/config.toml); tests want to read them.
 os.environ["STREAMLIT_CLIENT_SHOW_ERROR_DETAILS"] = "full"
+# AppTest has no server; tell the app it listens on loopback, as `make run` does.
+os.environ["STREAMLIT_SERVER_ADDRESS"] = "127.0.0.1"
 
 
 def open_page(file: str, timeout: float = 180, **session) -> AppTest:

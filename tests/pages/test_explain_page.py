@@ -65,3 +65,27 @@ def test_heatmaps_are_kept_across_reruns(trained_run, tmp_path, monkeypatch):
     layers = at.selectbox(key="explain_layer").options
     at.selectbox(key="explain_layer").set_value(layers[0]).run()
     assert len(calls) == 2 and calls[-1] == layers[0]
+
+
+def test_model_files_load_in_safe_mode_with_no_control_to_turn_it_off(trained_run, tmp_path):
+    """A .keras file whose Lambda layer would run code on load is refused, and nothing ran."""
+    import keras
+
+    marker = tmp_path / "code-ran"
+    inputs = keras.Input((32, 32, 3))
+    touched = keras.layers.Lambda(lambda x, m=str(marker): (open(m, "w").close(), x)[1])(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(touched))
+    model_file = tmp_path / "evil.keras"
+    keras.Model(inputs, outputs).save(model_file)
+    marker.unlink(missing_ok=True)  # building the model above ran the lambda once
+
+    at = open_page("explain.py")
+    at.radio(key="explain_model_source").set_value("A model file").run()
+    assert not at.exception, at.exception
+    assert not at.checkbox and not at.toggle  # no page control can turn safe mode off
+    at.file_uploader(key="explain_model_upload").upload(
+        "evil.keras", model_file.read_bytes(), "application/octet-stream"
+    ).run()
+    assert not at.exception, at.exception
+    assert any("never runs code" in e.value for e in at.error), [e.value for e in at.error]
+    assert not marker.exists()
