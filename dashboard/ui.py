@@ -226,6 +226,8 @@ def apply_safe_client_settings() -> None:
 
     if config.get_where_defined("client.showErrorDetails") == "<default>":
         st.set_option("client.showErrorDetails", "none")
+    if config.get_where_defined("client.toolbarMode") == "<default>":
+        st.set_option("client.toolbarMode", "minimal")
 
 
 def remote_mode() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -44,13 +45,13 @@ def e2e_workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e-workspace")
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory, e2e_workspace) -> Iterator[str]:
-    """Start `streamlit run dashboard/app.py` on a free port with an empty workspace."""
-    workspace = e2e_workspace
+@contextlib.contextmanager
+def streamlit_server(
+    log_path: Path, cwd: Path = REPO, args: tuple[str, ...] = ("--server.address", "127.0.0.1"), env=None
+) -> Iterator[str]:
+    """`streamlit run <repo>/dashboard/app.py` from `cwd` on a free port; yields its local URL."""
     port = _free_port()
-    env = {**os.environ, "CONVNET_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -60,38 +61,46 @@ def app_server(tmp_path_factory, e2e_workspace) -> Iterator[str]:
             str(REPO / "dashboard" / "app.py"),
             "--server.port",
             str(port),
-            "--server.address",
-            "127.0.0.1",
+            *args,
             "--server.headless",
             "true",
             "--browser.gatherUsageStats",
             "false",
         ],
-        cwd=REPO,
-        env=env,
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early; see {log.name}")
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not become healthy within 60 s")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early; see {log.name}")
+        else:
+            raise RuntimeError("streamlit did not become healthy within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, e2e_workspace) -> Iterator[str]:
+    """The app on a free local port with an empty workspace, for the whole session."""
+    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
+    with streamlit_server(log, env={"CONVNET_WORKSPACE": str(e2e_workspace)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -193,3 +193,21 @@ def test_augment_save_and_train_start_on_a_read_only_workspace_are_messages(work
     assert not train.exception, train.exception
     assert any("Could not start the run" in e.value for e in train.error)
     assert not list((workspace / "runs").iterdir())
+
+
+def test_error_details_are_hidden_unless_the_operator_asked_for_them():
+    from dashboard import ui
+
+    before = (
+        config.get_option("client.showErrorDetails"),
+        config.get_where_defined("client.showErrorDetails"),
+    )
+    try:
+        config.set_option("client.showErrorDetails", "full", where_defined="<default>")  # Streamlit's own
+        ui.apply_safe_client_settings()
+        assert config.get_option("client.showErrorDetails") == "none"
+        config.set_option("client.showErrorDetails", "full", where_defined="command-line")
+        ui.apply_safe_client_settings()
+        assert config.get_option("client.showErrorDetails") == "full"
+    finally:
+        config.set_option("client.showErrorDetails", before[0], where_defined=before[1])
