@@ -12,6 +12,7 @@ from core.fileio import read_json
 from dashboard import charts, ui
 
 POLL_SECONDS = 1.5
+IDLE_POLL_SECONDS = 5.0  # a run started from another tab or the CLI shows up
 
 
 def run_label(run: dict) -> str:
@@ -121,36 +122,34 @@ def live(run_id: str, smoothing: float, per_batch: bool) -> None:
                 f"validation accuracy {e.val_accuracy[i]:.1%}); it is saved as best.keras."
             )
     controls(run_id, status)
-    if st.session_state.get("monitor_last_state", {}).get(run_id) not in (None, state):
-        st.session_state.setdefault("monitor_last_state", {})[run_id] = state
-        st.rerun()  # the run changed state: redraw the page (and stop polling when it ended)
-    st.session_state.setdefault("monitor_last_state", {})[run_id] = state
 
 
-st.title("Monitor")
-st.caption(
-    "Loss says how wrong the model is (lower is better); accuracy is the share of pictures it gets right. "
-    "Training curves show the pictures it learns from, validation curves pictures it never learns from: "
-    "when they drift apart, it is memorising rather than learning."
-)
-all_runs = runs.list_runs()
-run = pick_run(all_runs)
-if run is None:
-    st.stop()
-c1, c2 = st.columns([3, 2])
-smoothing = c1.slider(
-    "Smoothing",
-    0.0,
-    0.99,
-    0.8,
-    0.01,
-    key="monitor_smoothing",
-    help="Averages out noise (0: raw). The same debiased moving average as TensorBoard; "
-    "0.8 is the tutorials' smooth_curve factor.",
-)
-per_batch = c2.radio("Points", ["per epoch", "per batch"], horizontal=True, key="monitor_x") == "per batch"
-active = run["status"]["state"] in runs.ACTIVE_STATES
-st.fragment(run_every=POLL_SECONDS if active else None)(live)(run["id"], smoothing, per_batch)
+def watch() -> None:
+    """The run picker and the chosen run's live view. Re-run on its own every POLL_SECONDS while
+    a run is active (IDLE_POLL_SECONDS otherwise); when any run changes state, the whole page is
+    redrawn, so picker labels and the run table never show a state the run has left."""
+    all_runs = runs.list_runs()
+    states = {r["id"]: r["status"]["state"] for r in all_runs}
+    seen = st.session_state.get("monitor_states")
+    st.session_state["monitor_states"] = states
+    if seen is not None and seen != states:
+        st.rerun()
+    run = pick_run(all_runs)
+    if run is None:
+        return
+    c1, c2 = st.columns([3, 2])
+    smoothing = c1.slider(
+        "Smoothing",
+        0.0,
+        0.99,
+        0.8,
+        0.01,
+        key="monitor_smoothing",
+        help="Averages out noise (0: raw). The same debiased moving average as TensorBoard; "
+        "0.8 is the tutorials' smooth_curve factor.",
+    )
+    points = c2.radio("Points", ["per epoch", "per batch"], horizontal=True, key="monitor_x")
+    live(run["id"], smoothing, points == "per batch")
 
 
 def history_ui(all_runs: list[dict], smoothing: float) -> None:
@@ -222,4 +221,15 @@ def edit_ui(chosen: list[dict]) -> None:
                         st.rerun()
 
 
-history_ui(all_runs, smoothing)
+st.title("Monitor")
+st.caption(
+    "Loss says how wrong the model is (lower is better); accuracy is the share of pictures it gets right. "
+    "Training curves show the pictures it learns from, validation curves pictures it never learns from: "
+    "when they drift apart, it is memorising rather than learning."
+)
+all_runs = runs.list_runs()
+any_active = any(r["status"]["state"] in runs.ACTIVE_STATES for r in all_runs)
+st.session_state["monitor_states"] = {r["id"]: r["status"]["state"] for r in all_runs}
+st.fragment(run_every=POLL_SECONDS if any_active else IDLE_POLL_SECONDS)(watch)()
+if all_runs:
+    history_ui(all_runs, st.session_state.get("monitor_smoothing", 0.8))
