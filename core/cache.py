@@ -76,8 +76,10 @@ def load_arrays(
 ) -> CachedArrays:
     """The images at root/paths resized to `size` = (height, width), from the cache or decoded now.
 
-    Decoding runs on all cores (Pillow and OpenCV release the GIL while they work). Files that
-    fail to decode are left out and listed in `failed`; order is otherwise kept.
+    Decoding runs on all cores (Pillow and OpenCV release the GIL while they work); images of
+    over 16 megapixels decode one at a time (core.images.LARGE_DECODE_PIXELS), so the pool
+    never holds several of them in memory at once. Files that fail to decode are left out and
+    listed in `failed`; order is otherwise kept.
     """
     root = Path(root)
     if len(paths) != len(labels):

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from core.fileio import atomic_write_json, read_json
-from core.images import check_image, is_image_name
+from core.images import check_image, is_image_name, unsupported_format, unsupported_reason
 from core.workspace import subdir
 
 Layout = Literal["class_folders", "kaggle_flat", "pre_split"]
@@ -102,17 +102,27 @@ def _visible(entries: list[os.DirEntry]) -> list[os.DirEntry]:
     return [e for e in entries if not e.name.startswith(".") and not e.name.startswith("__MACOSX")]
 
 
-def _walk_files(folder: Path, root: Path) -> tuple[list[str], int]:
-    """Image files under `folder` (relative to root) and how many other files were ignored."""
-    found, ignored = [], 0
+def _unsupported(rel: str) -> Problem | None:
+    """A Problem for an image in a format we do not read (HEIC, AVIF, SVG...), judged by name."""
+    fmt = unsupported_format(rel)
+    return Problem(rel, unsupported_reason(fmt)) if fmt else None
+
+
+def _walk_files(folder: Path, root: Path) -> tuple[list[str], list[Problem], int]:
+    """Image files under `folder` (relative to root), images in formats we do not read, and
+    how many other files (hidden, not images) were ignored."""
+    found, unsupported, ignored = [], [], 0
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
         for name in sorted(filenames):
+            rel = Path(dirpath, name).relative_to(root).as_posix()
             if is_image_name(name):
-                found.append(Path(dirpath, name).relative_to(root).as_posix())
+                found.append(rel)
+            elif problem := _unsupported(rel):
+                unsupported.append(problem)
             else:
                 ignored += 1
-    return found, ignored
+    return found, unsupported, ignored
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -155,23 +165,30 @@ def scan(path: str | os.PathLike, progress: Progress | None = None, workers: int
                 ignored += 1
                 continue
             for class_dir in _class_dirs(split_dir):
-                files, n = _walk_files(class_dir, root)
+                files, unsupported, n = _walk_files(class_dir, root)
+                problems += unsupported
                 ignored += n
                 candidates += [(f, class_dir.name, subset) for f in files]
     elif layout == "class_folders":
         for class_dir in _class_dirs(root):
-            files, n = _walk_files(class_dir, root)
+            files, unsupported, n = _walk_files(class_dir, root)
+            problems += unsupported
             ignored += n
             candidates += [(f, class_dir.name, None) for f in files]
         for e in _visible(list(os.scandir(root))):
             if e.is_file() and is_image_name(e.name):
                 problems.append(Problem(e.name, "image outside any class folder"))
+            elif e.is_file() and (problem := _unsupported(e.name)):
+                problems.append(problem)
     else:
         for e in sorted(_visible(list(os.scandir(root))), key=lambda e: e.name):
             if not e.is_file():
                 continue
             if not is_image_name(e.name):
-                ignored += 1
+                if problem := _unsupported(e.name):
+                    problems.append(problem)
+                else:
+                    ignored += 1
             elif e.name.count(".") >= 2:
                 candidates.append((e.name, e.name.split(".", 1)[0], None))
             else:

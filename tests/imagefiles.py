@@ -119,3 +119,104 @@ ODD_MAKERS = {
     "cmyk.jpg": cmyk_jpeg,
     "rotated.jpg": exif_rotated_jpeg,
 }
+
+
+# ---------------------------------------------------------------------------- formats we refuse
+# Not in BAD_MAKERS: other tests count the messy folder's problems.
+
+
+def eps_as(path: Path) -> Path:
+    """A minimal valid EPS (a filled 32x32 square), whatever the file is named.
+
+    Pillow recognises EPS by the %!PS magic and would render it with Ghostscript.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n"
+        b"%%BoundingBox: 0 0 32 32\n"
+        b"%%EndComments\n"
+        b"newpath 0 0 moveto 32 0 lineto 32 32 lineto 0 32 lineto closepath fill\n"
+        b"showpage\n"
+        b"%%EOF\n"
+    )
+    return path
+
+
+def saved_as(fmt: str):
+    """A maker writing a 40x32 picture in Pillow format `fmt` (PCX, ICO, PPM...), whatever the name."""
+
+    def make(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 32), (20, 120, 220)).save(path, format=fmt)
+        return path
+
+    return make
+
+
+def ftyp_file(path: Path, brand: bytes = b"heic") -> Path:
+    """The start of an ISO media file (HEIC, AVIF...): an ftyp box with `brand`, then filler."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00mif1" + brand + bytes(1000))
+    return path
+
+
+def svg(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="32"><rect width="40" height="32"/></svg>\n'
+    )
+    return path
+
+
+# ---------------------------------------------------------------------------- JPEGs with more after them
+
+
+def jpeg_with_trailer(path: Path, extra: int = 200_000) -> Path:
+    """A noisy 48x40 JPEG followed by `extra` bytes of MP4-like data, as in phone "motion photos".
+
+    The appended data holds no FF byte, so no FF D9 marker anywhere after the picture.
+    """
+    noisy(path.with_suffix(".tmp.jpg"))
+    data = path.with_suffix(".tmp.jpg").read_bytes()
+    path.with_suffix(".tmp.jpg").unlink()
+    filler = np.random.default_rng(1).integers(0, 255, extra, dtype=np.uint8).tobytes()  # 0..254
+    path.write_bytes(data + b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + filler)
+    return path
+
+
+def mpo(path: Path, first=(255, 0, 0), second=(0, 0, 255), size=(48, 40)) -> Path:
+    """A multi-picture JPEG (MPO, as stereo cameras write) with two plain pictures."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, first).save(
+        path, format="MPO", save_all=True, append_images=[Image.new("RGB", size, second)]
+    )
+    return path
+
+
+def jpeg_claiming(path: Path, width: int, height: int) -> Path:
+    """A complete 16x16 JPEG whose frame header claims width x height (header checks only)."""
+    solid(path, size=(16, 16), fmt="JPEG")
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+# ---------------------------------------------------------------------------- big but legal
+
+
+def big_png(path: Path, width: int, height: int, mode: str = "RGBA") -> Path:
+    """A large PNG made quickly (plain halves, zlib level 1): RGBA is opaque red above fully
+    transparent below; I;16 is white (65535) on the left half and black on the right."""
+    if mode == "RGBA":
+        img = Image.new("RGBA", (width, height), (0, 0, 255, 0))
+        img.paste((255, 0, 0, 255), (0, 0, width, height // 2))
+    elif mode == "I;16":
+        img = Image.new("I;16", (width, height), 0)
+        img.paste(65535, (0, 0, width // 2, height))
+    else:
+        raise ValueError(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG", compress_level=1)
+    return path

@@ -65,3 +65,42 @@ def test_incomplete_entry_is_rebuilt(split, workspace):
     b = cache.split_arrays(split, "test", (12, 12))
     assert b.decoded == 6 and np.array_equal(np.asarray(a.images), np.asarray(b.images))
     assert cache.clear_cache() == 1
+
+
+def test_large_decodes_run_one_at_a_time(tmp_path, workspace, monkeypatch):
+    """The decode pool never holds two large images at once; small ones still decode in parallel."""
+    import threading
+    import time
+
+    from PIL import ImageFile
+
+    from core import images
+
+    for i in range(8):
+        imagefiles.noisy(tmp_path / f"p{i}.png", size=(40, 40), seed=i)
+    paths = [f"p{i}.png" for i in range(8)]
+    active, most = 0, []
+    lock = threading.Lock()
+    real_load = ImageFile.ImageFile.load
+
+    def slow_load(self):
+        nonlocal active
+        with lock:
+            active += 1
+            most.append(active)
+        try:
+            time.sleep(0.05)
+            return real_load(self)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", slow_load)
+    monkeypatch.setattr(images, "LARGE_DECODE_PIXELS", 40 * 40 - 1, raising=False)  # every file is "large"
+    out = cache.load_arrays(tmp_path, paths, [0] * 8, (8, 8), workers=4)
+    assert out.images.shape == (8, 8, 8, 3) and max(most) == 1
+
+    most.clear()
+    monkeypatch.setattr(images, "LARGE_DECODE_PIXELS", 40 * 40, raising=False)  # none is
+    cache.load_arrays(tmp_path, paths, [0] * 8, (9, 9), workers=4)
+    assert max(most) > 1

@@ -197,3 +197,53 @@ def test_shared_catsdogs_as_it_is_and_flat(tmp_path):
     assert flat_index.class_counts() == {"cat": 1500, "dog": 1500}
     flat_split = make_split(flat_index, SplitSpec(method="fractions", train=0.5, val=0.25, test=0.25, seed=1))
     assert flat_split.table()["test"] == {"cat": 375, "dog": 375}
+
+
+def test_images_in_formats_we_do_not_read_are_listed_not_ignored(class_folders, capsys):
+    from core.__main__ import main
+    from tests import imagefiles
+
+    imagefiles.ftyp_file(class_folders / "a" / "IMG_0001.HEIC", b"heic")
+    imagefiles.ftyp_file(class_folders / "b" / "nested" / "photo.avif", b"avif")
+    imagefiles.svg(class_folders / "c" / "logo.svg")
+    imagefiles.ftyp_file(class_folders / "c" / ".hidden.heic")  # hidden: still ignored
+    imagefiles.eps_as(class_folders / "c" / "drawing.jpg")  # named like a JPEG, is PostScript
+    index = scan(class_folders)
+    reasons = {p.path: p.reason for p in index.problems}
+    assert reasons == {
+        "a/IMG_0001.HEIC": "not a supported image format (HEIC); convert to JPEG or PNG",
+        "b/nested/photo.avif": "not a supported image format (AVIF); convert to JPEG or PNG",
+        "c/logo.svg": "not a supported image format (SVG); convert to JPEG or PNG",
+        "c/drawing.jpg": "not a supported image format (EPS); convert to JPEG or PNG",
+    }
+    assert index.ignored == 3  # .DS_Store, notes.txt, .hidden.heic
+    assert index.class_counts() == {"a": 30, "b": 20, "c": 10}
+
+    assert main(["data", "scan", str(class_folders)]) == 0
+    out = capsys.readouterr().out
+    assert "left out: 4" in out
+    assert "a/IMG_0001.HEIC: not a supported image format (HEIC); convert to JPEG or PNG" in out
+
+
+def test_unsupported_formats_in_flat_and_pre_split_layouts(tmp_path):
+    from tests import imagefiles
+
+    flat = tmp_path / "flat"
+    for i in range(3):
+        imagefiles.noisy(flat / f"cat.{i}.jpg", seed=i)
+        imagefiles.noisy(flat / f"dog.{i}.jpg", seed=10 + i)
+    imagefiles.ftyp_file(flat / "cat.9.heic")
+    (flat / "labels.json").write_text("{}")
+    index = scan(flat)
+    assert [(p.path, p.reason) for p in index.problems] == [
+        ("cat.9.heic", "not a supported image format (HEIC); convert to JPEG or PNG")
+    ]
+    assert index.ignored == 1
+
+    for subset in ("train", "test"):
+        make_class_folders(tmp_path / "given" / subset, {"x": 3, "y": 3})
+    imagefiles.ftyp_file(tmp_path / "given" / "train" / "x" / "shot.heif", b"mif1")
+    index = scan(tmp_path / "given")
+    assert index.layout == "pre_split"
+    assert [p.path for p in index.problems] == ["train/x/shot.heif"]
+    assert "(HEIF)" in index.problems[0].reason
