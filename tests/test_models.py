@@ -48,6 +48,17 @@ def test_scratch_param_counts(name, size, expected):
     assert M.SCRATCH_DEFAULT_SIZE[name] == size
 
 
+def test_compact_net_normalises_every_block_and_explains_after_the_last_activation():
+    model = M.build_scratch("compact", 32, 4)
+    assert model.count_params() == 242_404
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4 and all(n.momentum == 0.9 for n in norms)
+    assert not any(layer.use_bias for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert M.last_conv_layer(model).name == "relu4"  # Grad-CAM on the 4x4 map after BN and ReLU
+    assert model.output_shape == (None, 4)
+    assert M.SCRATCH_DEFAULT_SIZE["compact"] == 32
+
+
 def test_softmax_changes_only_the_output_layer():
     two, three = M.build_scratch("seed000", 150, 2), M.build_scratch("seed000", 150, 3)
     rows2, rows3 = M.summary_rows(two), M.summary_rows(three)
