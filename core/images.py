@@ -223,43 +223,30 @@ class _Bytes:
         return self.need(len(self.data) + 1)
 
 
-def _next_marker(buf: _Bytes, pos: int) -> tuple[int, int] | None:
-    """(marker byte, its offset) at or after pos outside entropy-coded data, skipping junk and fill."""
-    while True:
-        if not buf.need(pos + 2):
-            return None
-        if buf.data[pos] != 0xFF:  # junk between segments: libjpeg skips it too
-            found = buf.data.find(b"\xff", pos)
-            pos = len(buf.data) if found < 0 else found
-            if found < 0 and not buf.more():
-                return None
-            continue
-        if buf.data[pos + 1] == 0xFF:
-            pos += 1  # fill byte
-            continue
-        return buf.data[pos + 1], pos
-
-
 def _jpeg_scan_start(buf: _Bytes) -> int | None:
     """Offset of the first entropy-coded byte (just past the first SOS header), or None."""
-    if not buf.need(2) or buf.data[:2] != b"\xff\xd8":
+    data = buf.data  # grows in place as buf reads more
+    if not buf.need(2) or data[:2] != b"\xff\xd8":
         return None
     pos = 2
     while True:
-        found = _next_marker(buf, pos)
-        if found is None:
+        if not buf.need(pos + 4):  # a marker and a length; nothing shorter leads to a scan
             return None
-        marker, pos = found
-        if marker == 0xD9:
-            return None  # EOI before any image data
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
-            pos += 2  # markers without a length
+        if data[pos] != 0xFF:  # junk between segments: libjpeg skips it too
+            found = data.find(b"\xff", pos)
+            pos = len(data) if found < 0 else found
             continue
-        if not buf.need(pos + 4):
-            return None
-        pos += 2 + int.from_bytes(buf.data[pos + 2 : pos + 4], "big")
-        if marker == 0xDA:
-            return pos
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xD9:
+            return None  # EOI before any image data
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2  # markers without a length
+        else:
+            pos += 2 + (data[pos + 2] << 8 | data[pos + 3])
+            if marker == 0xDA:
+                return pos
 
 
 def _jpeg_end(buf: _Bytes, pos: int) -> int | None:
@@ -304,15 +291,14 @@ def _jpeg_is_complete(path: Path) -> bool:
             return False
         size = os.fstat(f.fileno()).st_size
         tail_from = max(start, size - 4096)
-        if tail_from < len(buf.data):
-            tail = bytes(buf.data[tail_from:]) + f.read()
+        if tail_from < len(buf.data):  # small file: (nearly) all read already
+            buf.need(size)
+            ends = buf.data.find(b"\xff\xd9", tail_from) >= 0
         else:
             f.seek(tail_from)
-            tail = f.read()
-        if b"\xff\xd9" in tail:
-            return True
-        f.seek(len(buf.data))
-        return _jpeg_end(buf, start) is not None
+            ends = b"\xff\xd9" in f.read()
+            f.seek(len(buf.data))
+        return ends or _jpeg_end(buf, start) is not None
 
 
 def check_image(path: str | os.PathLike) -> str | None:
