@@ -1,12 +1,89 @@
-"""Command line: python -m core {data,demo} ... (see README for every command)."""
+"""Command line: python -m core {demo,data,train,runs,predict,doctor} ... (see README for every command).
+
+Bad input ends in one line, ``error: ...``, and exit code 2: argparse's own errors included, and
+checked before anything slow happens (a folder scan, the TensorFlow import) or anything is created
+(a run). TensorFlow's start-up lines stay off the terminal unless --verbose is given.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from core.data import DataError
+
+PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's promise: a bad command line is one `error: ...` line and exit code 2.
+    Every command and sub-command takes -v/--verbose (anywhere on the line)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,  # absent: keep what an outer parser found
+            help="show TensorFlow's start-up and log lines",
+        )
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def amount(text: str) -> float:
+    """--train/--val/--test: images per class (1 or more) or a share (below 1); finite, not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of 0 or more, not {text!r}")
+    return value
+
+
+def whole(text: str) -> int:
+    """A whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number of 1 or more."""
+    value = whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+class SetupError(Exception):
+    """This machine's set-up, not the input, is wrong (e.g. the Keras backend cannot start): exit 1."""
+
+
+def _tensorflow(args: argparse.Namespace) -> None:
+    """Import Keras and TensorFlow set up to share the GPU (memory growth), quietly unless --verbose."""
+    import os
+
+    from core.devices import configure_tensorflow
+
+    try:
+        configure_tensorflow(quiet=not getattr(args, "verbose", False))
+    except (ImportError, ValueError) as e:  # ValueError: Keras does not know the backend
+        backend = os.environ.get("KERAS_BACKEND")
+        raise SetupError(
+            f"Keras cannot start{f' its {backend} backend' if backend else ''}: {e}"
+            + ("" if getattr(args, "verbose", False) else " (--verbose shows more)")
+        ) from None
 
 
 def _progress(label: str):
@@ -54,8 +131,11 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    from core.data import SplitSpec, make_split, save_split, scan
+    from core.data import SplitSpec, check_name, make_split, save_split, scan, split_path
 
+    check_name(args.name, "split name")  # before the scan, which can take a while
+    if split_path(args.name, args.workspace).exists() and not args.overwrite:
+        raise DataError(f"a split named '{args.name}' already exists; choose another name")
     values = (args.train, args.val, args.test)
     if args.given:
         method = "given"
@@ -157,15 +237,38 @@ def _follow(run_id: str, workspace) -> int:
         return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def read_config_file(path: str) -> dict:
+    """The JSON object of training settings in a --config file; DataError for anything else."""
     import json
 
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"--config {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        values = json.loads(text)
+    except ValueError as e:
+        where = (
+            f" (line {e.lineno}, column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+        )
+        raise DataError(f"--config {path}: not valid JSON{where}") from None
+    if not isinstance(values, dict):
+        kind = {type(None): "null", bool: "true/false", list: "a list", str: "a string"}.get(
+            type(values), "a number"
+        )
+        raise DataError(f"--config {path}: expected a JSON object of training settings, found {kind}")
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from core import runs
-    from core.train import TrainConfig, finalize, seed_defaults
+    from core.data import load_split
+    from core.train import TrainConfig, check_inputs, finalize, seed_defaults
 
     values: dict = {}
     if args.config:
-        values.update(json.loads(open(args.config, encoding="utf-8").read()))
+        values.update(read_config_file(args.config))
     mode = args.mode or values.get("mode", "scratch")
     if not args.config:
         values.update(seed_defaults(mode))
@@ -174,12 +277,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None:
             values[field] = value
     values["mode"] = mode
-    config = finalize(TrainConfig.from_dict(values), args.workspace)
+    config = TrainConfig.from_dict(values)
+    # Typos fail here, before the TensorFlow import; check_inputs below checks everything.
+    if config.mode == "finetune":
+        runs.run_dir(config.from_run or "", args.workspace)
+    elif config.split:
+        load_split(config.split, args.workspace)
+    if args.workers and not args.out:
+        raise ValueError("--out DIR is needed with --workers")
+    _tensorflow(args)
+    config = finalize(config, args.workspace)
+    check_inputs(config, args.workspace)  # everything the run needs is there: only then create it
     if args.workers:
         from core import distributed
 
-        if not args.out:
-            raise ValueError("--out DIR is needed with --workers")
         return distributed.run(
             config,
             args.workers,
@@ -235,12 +346,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.evaluate import image_files, load_run_model, predict_paths
+    from pathlib import Path
 
-    run = load_run_model(args.run, args.which, args.workspace)
+    from core.evaluate import image_files, load_run_model, model_file, predict_paths
+    from core.runs import RunError, run_dir
+
+    path = run_dir(args.run, args.workspace)
+    if model_file(path, args.which) is None:
+        raise RunError(f"run '{args.run}' has no saved model yet")
+    if args.file and not Path(args.file).is_file():
+        raise DataError(f"{args.file} is not a file")
     paths = [args.file] if args.file else image_files(args.dir)
     if not paths:
         raise ValueError(f"no images in {args.dir}")
+    _tensorflow(args)
+    run = load_run_model(args.run, args.which, args.workspace)
     failed = 0
     for p in predict_paths(run, paths):
         if p.error:
@@ -251,8 +371,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed and failed == len(paths) else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from core import devices
+
+    _tensorflow(args)
+    problems = devices.doctor(args.precision, args.xla, args.steps, out=lambda line: print(line, flush=True))
+    if problems:
+        print("error: " + " ".join("; ".join(problems).split()), file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Convnet Workbench command line")
+    parser = Parser(prog="python -m core", description="Convnet Workbench command line")
     parser.add_argument("--workspace", help="workspace folder (default: $CONVNET_WORKSPACE or ./workspace)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -263,14 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("scan", help="list classes, counts and problem files of a folder")
     p.add_argument("path")
-    p.add_argument("--show", type=int, default=20, help="problem files to list (default 20)")
+    p.add_argument("--show", type=whole, default=20, help="problem files to list (default 20)")
     p.set_defaults(func=cmd_data_scan)
     p = dsub.add_parser("split", help="make a seeded, stratified split and save it under a name")
     p.add_argument("path")
-    p.add_argument("--train", type=float, default=0.6, help="images per class (>= 1) or a fraction")
-    p.add_argument("--val", type=float, default=0.2)
-    p.add_argument("--test", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=amount, default=0.6, help="images per class (>= 1) or a fraction")
+    p.add_argument("--val", type=amount, default=0.2)
+    p.add_argument("--test", type=amount, default=0.2)
+    p.add_argument("--seed", type=whole, default=0)
     p.add_argument("--balance", action="store_true", help="cut every class to the smallest one")
     p.add_argument("--given", action="store_true", help="keep the folder's own train/val/test")
     p.add_argument("--name", required=True)
@@ -301,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=["constant", "cosine", "plateau"])
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     t.add_argument("--seed", type=int)
-    t.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"])
+    t.add_argument("--precision", choices=PRECISION_CHOICES)
     t.add_argument("--xla", choices=["auto", "on", "off"])
     t.add_argument("--from-run", help="fine-tune: the run to start from")
     t.add_argument("--unfreeze-from", help="fine-tune: first base layer to train, e.g. block5_conv1")
@@ -340,7 +471,34 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("-d", "--dir")
     pr.add_argument("--which", choices=["best", "last"], default="best")
     pr.set_defaults(func=cmd_predict)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="backend, versions, devices, precision and XLA choices, a short speed test; exit 1 if something is wrong",
+    )
+    doc.add_argument(
+        "--precision",
+        choices=[*PRECISION_CHOICES, "bfloat16", "float16"],
+        default="auto",
+        help="the precision to check (default auto: what a run would pick)",
+    )
+    doc.add_argument("--xla", choices=["auto", "on", "off"], default="auto")
+    doc.add_argument(
+        "--steps", type=positive, default=10, help="timed training steps per device (default 10)"
+    )
+    doc.set_defaults(func=cmd_doctor)
     return parser
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for people."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    elif isinstance(e, KeyError) and e.args:
+        text = str(e.args[0])
+    else:
+        text = str(e)
+    return " ".join(text.split()) or type(e).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,8 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DataError, ValueError, OSError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    except SetupError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

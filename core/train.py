@@ -25,6 +25,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from core.devices import (  # noqa: F401 (device choices live in core.devices; re-exported here)
+    choose_jit,
+    choose_precision,
+    cpu_has_bf16,
+    device_plan,
+    distribution_scope,
+    gpus,
+    replica_devices,
+)
 from core.fileio import atomic_write_json, read_json
 from core.images import RESIZE_POLICIES
 from core.workspace import temp_name
@@ -223,114 +232,6 @@ def seed_defaults(mode: str) -> dict[str, Any]:
             "augment_name": "seed-000",
         },
     }[mode]
-
-
-# ---------------------------------------------------------------------------- device choices
-
-
-def cpu_has_bf16() -> bool:
-    """True when this CPU has native bfloat16 math (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def gpus() -> list[str]:
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices("GPU")]
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform == "gpu"]
-    return []
-
-
-def _gpu_compute_capability() -> tuple[int, int] | None:
-    try:
-        import tensorflow as tf
-
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        return tuple(details.get("compute_capability") or ()) or None
-    except Exception:
-        return None
-
-
-def choose_precision(
-    requested: str, has_gpu: bool, cpu_bf16: bool, capability: tuple[int, int] | None
-) -> str:
-    """auto: bfloat16 where the hardware has it (recent GPUs, AMX/AVX512-BF16 CPUs), float16 on older GPUs."""
-    if requested != "auto":
-        return requested
-    if has_gpu:
-        return "mixed_bfloat16" if capability and capability >= (8, 0) else "mixed_float16"
-    return "mixed_bfloat16" if cpu_bf16 else "float32"
-
-
-def choose_jit(requested: str, has_gpu: bool, backend: str = "tensorflow") -> bool:
-    """auto: XLA on GPUs only with TensorFlow (on CPUs it made training 3-4x slower here);
-    always with JAX, whose only alternative is running op by op."""
-    if requested in ("on", "off"):
-        return requested == "on"
-    return has_gpu or backend == "jax"
-
-
-def device_plan(config: TrainConfig) -> dict[str, Any]:
-    """What this machine will use for the config: backend, device, precision, XLA, replicas."""
-    import keras
-
-    found = gpus()
-    precision = choose_precision(
-        config.precision, bool(found), cpu_has_bf16(), _gpu_compute_capability() if found else None
-    )
-    return {
-        "backend": keras.backend.backend(),
-        "device": f"{len(found)} GPU(s)" if found else "CPU",
-        "gpus": len(found),
-        "precision": precision,
-        "jit_compile": choose_jit(config.jit_compile, bool(found), keras.backend.backend()),
-    }
-
-
-def replica_devices(n_gpus: int) -> list[str]:
-    """The devices data parallelism spreads a run over: every GPU when there are two or more, else none.
-
-    n_gpus: the physical GPU count (device_plan's); logical devices are listed only when it is >= 2,
-    since listing them starts the TF runtime.
-    """
-    import keras
-
-    if n_gpus < 2:
-        return []
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_logical_devices("GPU")]
-    if keras.backend.backend() == "jax":
-        return keras.distribution.list_devices("gpu")
-    return []
-
-
-def distribution_scope(devices: list[str]):
-    """Data parallelism over two or more devices: MirroredStrategy (TensorFlow) or DataParallel (JAX)."""
-    import contextlib
-
-    import keras
-
-    if len(devices) < 2:
-        return contextlib.nullcontext()
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy(devices=devices).scope()
-    if keras.backend.backend() == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------------- data feeding
@@ -770,14 +671,72 @@ def _progress(control: RunControl, what: str):
     return report
 
 
-def check_inputs(config: TrainConfig, workspace: Path) -> None:
-    """Fail fast, before the slow Keras import, on files a run needs that are missing."""
+IMAGENET_HOST = "https://storage.googleapis.com/"  # where Keras downloads ImageNet weights from
+REACH_TIMEOUT_S = 3.0
+
+
+def keras_cached_weights(file_name: str) -> Path | None:
+    """Keras's downloaded copy of a weights file, if this machine has it: $KERAS_HOME/models
+    (default ~/.keras/models), or /tmp/.keras/models where Keras goes when home is not writable."""
+    home = Path(os.environ["KERAS_HOME"]) if "KERAS_HOME" in os.environ else Path.home() / ".keras"
+    for folder in (home, Path("/tmp/.keras")):
+        path = folder.expanduser() / "models" / file_name
+        if path.is_file():
+            return path
+    return None
+
+
+def can_download(url: str = IMAGENET_HOST, timeout: float = REACH_TIMEOUT_S) -> bool:
+    """True when url answers within about timeout seconds (through the proxies urllib honours, as
+    Keras's own download does); False offline."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:  # the host answered, if not with 200
+            answered.append(True)
+        except Exception:
+            answered.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # a name lookup can outlast the timeout
+    thread.start()
+    thread.join(timeout + 1)
+    return bool(answered and answered[0])
+
+
+def check_imagenet_weights(config: TrainConfig) -> None:
+    """ConfigError when a config needs ImageNet weights that are not in Keras's download cache
+    and cannot be downloaded."""
+    from core import models
+
+    spec = models.base_spec(config.model)
+    file_name = spec.keras_weights_file(config.image_size)
+    if keras_cached_weights(file_name) is None and not can_download():
+        raise ConfigError(
+            f"weights: the ImageNet weights for {spec.title} ({file_name}) are not on this machine and "
+            "cannot be downloaded (no internet); give a weights file (--weights /path/file.h5) or train "
+            "without (--weights none)"
+        )
+
+
+def check_inputs(config: TrainConfig, workspace: str | os.PathLike | None) -> None:
+    """Fail fast, before training starts, on what a run needs and cannot have: a saved split, a
+    weights file, ImageNet weights (cached or downloadable), a fine-tune's source model. The CLI
+    calls it before creating a run; the worker again before it trains."""
     from core.data import load_split
 
     load_split(config.split, workspace)
     file = _weights_file(config)
     if config.mode in ("features", "frozen") and file is not None and not file.is_file():
         raise ValueError(f"The weights file {file} does not exist.")
+    if config.mode in ("features", "frozen") and resolve_weights(config) == "imagenet":
+        check_imagenet_weights(config)
     if config.mode == "finetune":
         _source_model_path(config, workspace)
 

@@ -1,4 +1,4 @@
-"""python -m core: data scan/split/materialize/list and demo, in a real subprocess."""
+"""python -m core: data scan/split/materialize/list, demo, and bad input of every command, in a real subprocess."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, make_class_folders
 
 
-def run_cli(*args: str, workspace) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONVNET_WORKSPACE": str(workspace)}
+def run_cli(*args: str, workspace, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {}), "CONVNET_WORKSPACE": str(workspace)}
     return subprocess.run(
         [sys.executable, "-m", "core", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
@@ -115,3 +117,127 @@ def test_demo_command_generates_once(workspace):
     stamp = (folder / "boxes.json").stat().st_mtime_ns
     assert run_cli("demo", workspace=workspace).returncode == 0
     assert (folder / "boxes.json").stat().st_mtime_ns == stamp
+
+
+def _bad_input_cases():
+    """(id, args, what stderr must say); {root}, {tmp} and {cfg:...} are filled in by the test."""
+    split = ("data", "split", "{root}", "--name")
+    return [
+        ("split-train-inf", (*split, "a", "--train", "inf"), "--train: must be a finite number"),
+        ("split-train-nan", (*split, "a", "--train", "nan"), "--train: must be a finite number"),
+        ("split-val-negative", (*split, "a", "--val", "-1"), "--val: must be a finite number"),
+        ("split-test-not-a-number", (*split, "a", "--test", "half"), "'half' is not a number"),
+        ("split-seed-negative", (*split, "a", "--seed", "-1"), "--seed: must be 0 or more"),
+        # The name is checked before the folder is scanned: the folder here does not even exist.
+        ("split-bad-name-first", ("data", "split", "{tmp}/nowhere", "--name", "../x"), "is not allowed"),
+        ("split-taken-name-first", ("data", "split", "{tmp}/nowhere", "--name", "s"), "already exists"),
+        ("split-missing-name", ("data", "split", "{root}"), "the following arguments are required: --name"),
+        ("scan-missing-folder", ("data", "scan", "{tmp}/nowhere"), "is not a folder"),
+        ("scan-show-negative", ("data", "scan", "{root}", "--show", "-2"), "--show: must be 0 or more"),
+        (
+            "materialize-unknown-split",
+            ("data", "materialize", "nope", "{tmp}/o"),
+            "no saved split named 'nope'",
+        ),
+        (
+            "config-null",
+            ("train", "--config", "{cfg:null}"),
+            "expected a JSON object of training settings, found null",
+        ),
+        ("config-number", ("train", "--config", "{cfg:42}"), "found a number"),
+        ("config-list", ("train", "--config", "{cfg:[1, 2]}"), "found a list"),
+        (
+            "config-invalid-json",
+            ("train", "--config", "{cfg:{split: s}}"),
+            "not valid JSON (line 1, column 2",
+        ),
+        ("config-missing-file", ("train", "--config", "{tmp}/nowhere.json"), "No such file or directory"),
+        (
+            "config-bad-field",
+            ("train", "--config", '{cfg:{"epochs": "ten"}}'),
+            "epochs: must be a whole number",
+        ),
+        ("train-split-typo", ("train", "--split", "typo", "--model", "small"), "no saved split named 'typo'"),
+        ("train-epochs-not-int", ("train", "--split", "s", "--epochs", "ten"), "--epochs: invalid int value"),
+        ("train-unknown-mode", ("train", "--split", "s", "--mode", "magic"), "--mode: invalid choice"),
+        (
+            "finetune-unknown-run",
+            ("train", "--mode", "finetune", "--from-run", "typo"),
+            "no run with id 'typo'",
+        ),
+        (
+            "workers-without-out",
+            ("train", "--split", "s", "--workers", "2"),
+            "--out DIR is needed with --workers",
+        ),
+        (
+            "features-imagenet-offline",
+            ("train", "--split", "s", "--mode", "features", "--model", "vgg16", "--weights", "imagenet"),
+            "the ImageNet weights for VGG16 (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5) are not on this "
+            "machine and cannot be downloaded (no internet); give a weights file",
+        ),
+        (
+            "predict-unknown-run",
+            ("predict", "--run", "typo", "-f", "{root}/x/x_000.png"),
+            "no run with id 'typo'",
+        ),
+        (
+            "predict-missing-file",
+            ("predict", "--run", "{run}", "-f", "{tmp}/nowhere.png"),
+            "nowhere.png is not a file",
+        ),
+        (
+            "predict-missing-folder",
+            ("predict", "--run", "{run}", "-d", "{tmp}/nowhere"),
+            "nowhere is not a folder",
+        ),
+        ("predict-empty-folder", ("predict", "--run", "{run}", "-d", "{tmp}/empty"), "no images in"),
+        ("runs-show-unknown", ("runs", "show", "typo"), "no run with id 'typo'"),
+        ("runs-resume-unknown", ("runs", "resume", "typo"), "no run with id 'typo'"),
+        ("unknown-command", ("fly",), "invalid choice: 'fly'"),
+        ("doctor-zero-steps", ("doctor", "--steps", "0"), "--steps: must be 1 or more"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message", [c[1:] for c in _bad_input_cases()], ids=[c[0] for c in _bad_input_cases()]
+)
+def test_bad_input_is_one_error_line_exit_2_and_creates_no_run(tmp_path, workspace, args, message):
+    import re
+
+    from core import data
+
+    root = make_class_folders(tmp_path / "d", {"x": 4, "y": 4})
+    data.save_split(
+        data.make_split(data.scan(root), data.SplitSpec("counts", 2, 1, 1), name="s"), workspace=workspace
+    )
+    (tmp_path / "empty").mkdir()
+    model_run = workspace / "runs" / "r-with-model"  # a run that has a model file, for predict's checks
+    model_run.mkdir(parents=True)
+    (model_run / "config.json").write_text(json.dumps({"split": "s", "image_size": 32}))
+    (model_run / "best.keras").write_bytes(b"not read: the inputs are checked first")
+    runs_before = sorted(p.name for p in (workspace / "runs").iterdir())
+
+    def fill(arg: str) -> str:
+        match = re.fullmatch(r"\{cfg:(.*)\}", arg)
+        if match:
+            path = tmp_path / f"config-{abs(hash(arg))}.json"
+            path.write_text(match.group(1))
+            return str(path)
+        return arg.format(root=root, tmp=tmp_path, run=model_run.name)
+
+    env = {
+        # Offline for certain, wherever the test runs: no cached Keras weights, no way out.
+        "KERAS_HOME": str(tmp_path / "keras-home"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    result = run_cli(*(fill(a) for a in args), workspace=workspace, env=env)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sorted(p.name for p in (workspace / "runs").iterdir()) == runs_before  # no run was created

@@ -396,10 +396,35 @@ def test_class_weight_for_unbalanced_labels():
 
 
 def test_device_plan_on_this_machine():
+    """Whatever this machine has: the plan counts its GPUs and follows the rules for them."""
+    found = train.gpus()
     plan = train.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
-    assert plan["device"] == "CPU" and plan["gpus"] == 0
-    assert plan["precision"] == ("mixed_bfloat16" if train.cpu_has_bf16() else "float32")
-    assert plan["jit_compile"] is (plan["backend"] == "jax")
+    assert plan["gpus"] == len(found) and plan["device"] == (f"{len(found)} GPU(s)" if found else "CPU")
+    if not found:
+        assert plan["precision"] == ("mixed_bfloat16" if train.cpu_has_bf16() else "float32")
+    assert plan["jit_compile"] is (bool(found) or plan["backend"] == "jax")
+
+
+@pytest.mark.parametrize(
+    "n_gpus, capability, cpu_bf16, device, precision",
+    [
+        (0, None, False, "CPU", "float32"),
+        (0, None, True, "CPU", "mixed_bfloat16"),
+        (2, (8, 0), False, "2 GPU(s)", "mixed_bfloat16"),
+        (2, (7, 5), True, "2 GPU(s)", "mixed_float16"),  # the GPU decides, not the CPU
+    ],
+)
+def test_device_plan_follows_the_gpus_found(monkeypatch, n_gpus, capability, cpu_bf16, device, precision):
+    from core import devices
+
+    monkeypatch.setattr(devices, "gpus", lambda: [f"/physical_device:GPU:{i}" for i in range(n_gpus)])
+    monkeypatch.setattr(devices, "_gpu_compute_capability", lambda: capability)
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: cpu_bf16)
+    plan = train.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
+    assert (plan["device"], plan["gpus"], plan["precision"]) == (device, n_gpus, precision)
+    assert plan["jit_compile"] is (n_gpus > 0 or plan["backend"] == "jax")
+    explicit = train.device_plan(TrainConfig(precision="float32", jit_compile="off"))
+    assert (explicit["precision"], explicit["jit_compile"]) == ("float32", False)
 
 
 _MIRRORED_WORKER = """
@@ -465,7 +490,7 @@ def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
 def test_one_device_means_no_distribution():
     import contextlib
 
-    assert train.replica_devices(len(train.gpus())) == []  # no GPUs here
+    assert train.replica_devices(0) == [] and train.replica_devices(1) == []  # one GPU or none
     assert isinstance(train.distribution_scope([]), contextlib.nullcontext)
 
 
