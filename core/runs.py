@@ -403,6 +403,9 @@ def worker_main(path: Path, resume: bool) -> int:
 
 
 if __name__ == "__main__":
+    from core.devices import configure_tensorflow
+
+    configure_tensorflow(defer=True)  # GPU memory growth, so this run and the dashboard share a GPU
     run_path = Path(sys.argv[1])
     signal.signal(signal.SIGTERM, _on_sigterm(run_path))
     sys.exit(worker_main(run_path, "--resume" in sys.argv[2:]))
