@@ -12,6 +12,10 @@ if str(ROOT) not in sys.path:  # streamlit puts only dashboard/ on the path
 import streamlit as st  # noqa: E402
 
 from core import access  # noqa: E402
+from core.devices import configure_tensorflow  # noqa: E402
+
+# The server shares the GPU with training runs: memory growth, set before TensorFlow starts.
+configure_tensorflow(defer=True)
 from dashboard import ui  # noqa: E402
 
 st.set_page_config(page_title="Convnet Workbench", page_icon=":material/neurology:", layout="wide")

@@ -315,6 +315,7 @@ if st.button("Start training", key="train_launch", type="primary", icon=":materi
     with ui.writing("start the run"):
         try:
             final = train.finalize(config, ui.workspace())
+            train.check_inputs(final, ui.workspace())  # offline ImageNet, a missing file: say so now
             run_id = runs.submit(final.to_dict())
         except (ValueError, KeyError) as e:
             ui.show_error(e)

@@ -211,3 +211,14 @@ def test_error_details_are_hidden_unless_the_operator_asked_for_them():
         assert config.get_option("client.showErrorDetails") == "full"
     finally:
         config.set_option("client.showErrorDetails", before[0], where_defined=before[1])
+
+
+def test_the_server_asks_for_gpu_memory_growth_before_tensorflow_starts(workspace, monkeypatch):
+    from core import devices
+
+    monkeypatch.setitem(devices._state, "called", False)
+    monkeypatch.delenv(devices.GROWTH_ENV, raising=False)
+    at = open_page("home.py")
+    assert not at.exception, at.exception
+    assert devices.tensorflow_configured()
+    assert os.environ[devices.GROWTH_ENV] == "true"
