@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from core import runs
 from core.train import ConfigError, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -489,10 +490,20 @@ def run(
     Without `worker_index`: all workers on this machine. With it: this machine's one worker,
     joining `coordinator` (worker 0's host:port). Workers always run in fresh processes with
     KERAS_BACKEND=jax, so the caller's backend does not matter.
+
+    All workers here: the launcher first waits its turn in the run queue (core.runs) and holds the
+    device lock until every worker has ended. One worker (`worker_index`) takes no lock: two workers
+    of one job started on the same machine would otherwise wait for each other.
     """
     if worker_index is None:
-        procs = launch_local(config, num_workers, out_dir, workspace, capture=False)
-        codes = wait_all(procs)
+        # All the workers use this machine's devices: wait in the run queue and hold the device
+        # lock (core.runs) for the whole multi-process run, like any other run.
+        def waiting() -> None:
+            print("waiting for the device: runs queued before this one go first", file=sys.stderr, flush=True)
+
+        with runs.device_turn(workspace, "distributed", on_wait=waiting):
+            procs = launch_local(config, num_workers, out_dir, workspace, capture=False)
+            codes = wait_all(procs)
         return next((c for c in codes if c), 0)
     if not coordinator:
         raise ValueError("--coordinator HOST:PORT (worker 0's address) is needed with --worker-index")

@@ -195,3 +195,48 @@ def test_cli_train_with_two_workers(tmp_path, workspace):
         env={**os.environ, "CONVNET_WORKSPACE": str(workspace)},
     )
     assert missing_out.returncode == 2 and "--out DIR is needed" in missing_out.stderr
+
+
+def test_a_multi_worker_launch_waits_for_the_device_lock(tmp_path, workspace, monkeypatch):
+    """`python -m core train --workers N` (distributed.run) queues like a run: while another run
+    holds the device it starts no worker, and it holds the lock until its workers end."""
+    import fcntl
+    import threading
+
+    from core import runs
+
+    started: list[float] = []
+    held_while_training: list[bool] = []
+
+    def launch_local(config, num_workers, out_dir, workspace=None, **kw):
+        started.append(time.time())
+        probe = open(runs.runs_dir(workspace) / runs.LOCK_NAME, "a+")
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held_while_training.append(False)
+        except BlockingIOError:
+            held_while_training.append(True)
+        finally:
+            probe.close()
+        return []
+
+    monkeypatch.setattr(distributed, "launch_local", launch_local)
+    config = TrainConfig(split="s", model="small", image_size=32, batch_size=8)
+    codes: list[int] = []
+    lock = open(runs.runs_dir(workspace) / runs.LOCK_NAME, "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a run is training
+    try:
+        thread = threading.Thread(
+            target=lambda: codes.append(distributed.run(config, 2, tmp_path / "out", workspace=workspace))
+        )
+        thread.start()
+        time.sleep(1.5)
+        assert not started, "workers started while another run held the device"
+        assert list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob("*-distributed-*.json"))
+        released = time.time()
+    finally:
+        lock.close()
+    thread.join(10)
+    assert codes == [0] and started and started[0] >= released
+    assert held_while_training == [True]
+    assert not list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob("*.json"))

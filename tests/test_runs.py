@@ -3,9 +3,12 @@ queue, failures; plus the status bookkeeping (interrupted, zombies, heartbeat ra
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -408,8 +411,9 @@ def test_read_status_derives_interrupted(workspace):
         runs.read_status(_fake_run(workspace, state="running", pid=dead.pid, heartbeat=now))["state"]
         == "interrupted"
     )
-    stale = _fake_run(workspace, state="running", pid=os.getpid(), heartbeat=now - runs.STALE_SECONDS - 1)
-    assert runs.read_status(stale)["state"] == "interrupted"
+    # A pid now given to another process (after the worker died, or a reboot) is not the worker.
+    reused = _fake_run(workspace, state="running", pid=os.getpid(), pid_start="another-boot:1", heartbeat=now)
+    assert runs.read_status(reused)["state"] == "interrupted"
     # A run whose process died before writing anything (no pid yet) is not "queued" forever.
     never = _fake_run(workspace, state="queued", pid=None, heartbeat=now - runs.STALE_SECONDS - 1)
     assert runs.read_status(never)["state"] == "interrupted"
@@ -489,6 +493,363 @@ def test_launch_fills_in_the_pid_without_clobbering_the_worker(workspace, monkey
     raw = json.loads((path / "status.json").read_text())
     assert (raw["state"], raw["pid"], raw["epoch"]) == ("running", os.getpid(), 3)
     runs._children.pop(4242, None)
+
+
+# ---------------------------------------------------------------------------- hardening
+
+
+@contextlib.contextmanager
+def device_held(ws: Path):
+    """Hold the device lock, as a running run does: submitted runs wait in the queue."""
+    lock = open(runs.runs_dir(ws) / runs.LOCK_NAME, "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield lock
+    finally:
+        lock.close()
+
+
+def queued_worker(ws: Path) -> tuple[str, int]:
+    """A real worker process waiting in the queue (the device must be held); its run id and pid."""
+    run_id = runs.create_run({"mode": "scratch", "model": "small"}, ws)
+    runs.launch(run_id, ws)
+    status = wait_for(run_id, ws, states=("queued",), condition=lambda s: s.get("message"), timeout=30)
+    return run_id, status["pid"]
+
+
+def stop_and_wait(run_ids, ws: Path) -> None:
+    for run_id in run_ids:
+        runs.stop(run_id, ws)
+    for run_id in run_ids:
+        assert wait_for(run_id, ws, timeout=30)["state"] == "stopped"
+
+
+def test_a_live_worker_with_a_late_heartbeat_is_not_interrupted(workspace, monkeypatch):
+    """Suspend (SIGSTOP) a queued worker until its heartbeat is stale: while its process lives, the
+    run stays queued and says how long there has been no news."""
+    monkeypatch.setattr(runs, "STALE_SECONDS", 1.0)
+    with device_held(workspace):
+        run_id, pid = queued_worker(workspace)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(2.5)  # > STALE_SECONDS + a heartbeat
+            status = runs.status(run_id, workspace)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert status["state"] == "queued" and status["heartbeat_late"] > 1.0, status
+        assert "heartbeat_late" not in wait_for(
+            run_id, workspace, states=("queued",), condition=lambda s: "heartbeat_late" not in s, timeout=10
+        )
+        raw = runs._read_raw(runs.run_dir(run_id, workspace))
+        assert raw["pid_start"] == runs.process_start(pid)  # what tells it from a later owner of its pid
+        stop_and_wait([run_id], workspace)
+
+
+def test_a_late_heartbeat_with_a_live_pid_reads_as_its_state(workspace):
+    now = time.time()
+    me = dict(pid=os.getpid(), pid_start=runs.process_start(os.getpid()))
+    late = _fake_run(workspace, state="running", heartbeat=now - runs.STALE_SECONDS - 5, **me)
+    status = runs.read_status(late)
+    assert status["state"] == "running" and status["heartbeat_late"] >= runs.STALE_SECONDS + 5
+    assert status.get("error") is None
+    # The same pid with another start time is another process: the worker is gone.
+    other = _fake_run(workspace, state="running", heartbeat=now, pid=os.getpid(), pid_start="x:1")
+    assert runs.read_status(other)["state"] == "interrupted"
+    assert runs.process_start(os.getpid()) == runs.process_start(os.getpid())
+
+
+def test_delete_refuses_a_run_whose_process_lives_whatever_its_status_says(workspace, monkeypatch):
+    monkeypatch.setattr(runs, "EXIT_GRACE_SECONDS", 0.3, raising=False)
+    me = dict(pid=os.getpid())
+    for state in ("done", "interrupted", "failed", "stopped"):
+        path = _fake_run(workspace, state=state, heartbeat=0, **me)
+        with pytest.raises(runs.RunError, match="still running"):
+            runs.delete(path.name, workspace)
+        assert (path / "config.json").is_file()
+    stale = _fake_run(workspace, state="running", heartbeat=0, **me)  # old code: "interrupted"
+    with pytest.raises(runs.RunError, match="is running"):
+        runs.delete(stale.name, workspace)
+    # A real worker whose status.json says it ended (it has not).
+    with device_held(workspace):
+        run_id, pid = queued_worker(workspace)
+        runs._merge_status(runs.run_dir(run_id, workspace), state="stopped")
+        with pytest.raises(runs.RunError, match="still running"):
+            runs.delete(run_id, workspace)
+        assert runs.run_dir(run_id, workspace).is_dir()
+        runs._merge_status(runs.run_dir(run_id, workspace), state="queued")
+        stop_and_wait([run_id], workspace)
+    monkeypatch.setattr(runs, "EXIT_GRACE_SECONDS", 10.0, raising=False)  # time to exit after its last word
+    runs.delete(run_id, workspace)  # ended: now it goes
+    assert not (runs.runs_dir(workspace) / run_id).exists()
+
+
+def test_delete_cannot_slip_in_while_a_launch_resets_the_run(workspace):
+    """launch() checks and resets a run under its status lock; delete decides under the same lock,
+    so it sees the run queued (and refuses) rather than deleting it under the starting worker."""
+    path = _fake_run(workspace, state="stopped", pid=None, heartbeat=0)
+    holding = threading.Event()
+
+    def launcher() -> None:
+        with runs._status_locked(path):
+            holding.set()
+            time.sleep(0.5)
+            write_status(path, state="queued", pid=os.getpid(), heartbeat=time.time())
+
+    thread = threading.Thread(target=launcher)
+    thread.start()
+    holding.wait(5)
+    with pytest.raises(runs.RunError, match="is queued"):
+        runs.delete(path.name, workspace)
+    thread.join()
+    assert (path / "config.json").is_file()
+
+
+def test_a_worker_whose_run_was_deleted_ends_without_recreating_it(workspace):
+    """A run folder removed under its live worker (by hand: delete() refuses) stays gone: no
+    heartbeat or status write brings an empty folder back, and the worker ends quietly."""
+    with device_held(workspace):
+        run_id, pid = queued_worker(workspace)
+        path = runs.run_dir(run_id, workspace)
+        trash = path.with_name(f".deleted-{run_id}")
+        os.replace(path, trash)
+        shutil.rmtree(trash)
+        deadline = time.time() + 15
+        while runs._pid_alive(pid):
+            assert not path.exists(), "the folder came back"
+            assert time.time() < deadline, "the worker did not end"
+            time.sleep(0.05)
+        time.sleep(runs.HEARTBEAT_SECONDS + 0.5)
+        assert not path.exists()
+        assert not list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob(f"*-{run_id}.json"))
+
+
+def test_run_side_writes_refuse_a_deleted_run(workspace):
+    path = _fake_run(workspace, state="running", pid=os.getpid())
+    control = runs.RunControl(path)
+    control.update(epoch=1)
+    control.log({"kind": "batch", "batch": 1})
+    shutil.rmtree(path)
+    with pytest.raises(runs.RunDeleted):
+        control.update(epoch=2)
+    with pytest.raises(runs.RunDeleted):
+        control.log({"kind": "batch", "batch": 2})
+    control.beat_forever()
+    time.sleep(runs.HEARTBEAT_SECONDS + 0.5)
+    control.end_heartbeat()
+    assert not path.exists()
+    # Nor may a folder that lost its config.json (what delete's rename leaves) be written again.
+    path.mkdir()
+    with pytest.raises(runs.RunDeleted):
+        control.update(epoch=3)
+    assert list(path.iterdir()) == [path / runs.STATUS_LOCK_NAME]
+
+
+def test_a_deletion_during_a_status_write_does_not_bring_the_folder_back(workspace, monkeypatch):
+    """The folder is removed (by hand: no lock) just after a writer took the status lock and
+    checked that the run exists: the write fails, it does not make a new empty folder."""
+    path = _fake_run(workspace, state="running", pid=os.getpid())
+    real_read = runs._read_raw
+
+    def read_then_vanish(p: Path) -> dict:
+        status = real_read(p)
+        if p == path and path.exists():
+            trash = path.with_name(f".deleted-{path.name}")
+            os.replace(path, trash)
+            shutil.rmtree(trash)
+        return status
+
+    monkeypatch.setattr(runs, "_read_raw", read_then_vanish)
+    error = None
+    try:
+        runs.RunControl(path).update(epoch=2)
+    except Exception as e:
+        error = e
+    assert not path.exists(), "the write re-created the deleted folder"
+    assert isinstance(error, runs.RunDeleted)
+
+
+def fake_training(monkeypatch, body=None):
+    """worker_main in this process, with run_training replaced by `body(control)` -> "done"."""
+
+    def run_training(control):
+        if body is not None:
+            body(control)
+        return "done"
+
+    monkeypatch.setattr(train, "run_training", run_training)
+
+
+def test_a_torn_metrics_line_does_not_swallow_the_next_row(workspace, monkeypatch):
+    path = _fake_run(workspace, state="stopped", pid=None)
+    rows = [{"kind": "epoch", "epoch": 1}, {"kind": "epoch", "epoch": 2}]
+    torn = "".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "batch", "epoch": 3, "lo'
+    (path / "metrics.jsonl").write_text(torn)
+    fake_training(monkeypatch, lambda control: control.log({"kind": "epoch", "epoch": 3}))
+    assert runs.worker_main(path, resume=True) == 0
+    assert [r["epoch"] for r in runs.metrics(path.name, workspace)] == [1, 2, 3]
+    assert (path / "metrics.jsonl").read_text().endswith("\n")
+    # A whole row that only lost its newline is kept.
+    (path / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 1}))
+    assert runs.repair_jsonl(path / "metrics.jsonl") == 0
+    runs.RunControl(path).log({"kind": "epoch", "epoch": 2})
+    assert [r["epoch"] for r in runs.metrics(path.name, workspace)] == [1, 2]
+
+
+def failing_final_writes(monkeypatch, times: int) -> list[int]:
+    """os.replace fails with ENOSPC on the first `times` writes of a final status.json."""
+    real, failures = os.replace, []
+
+    def replace(src, dst, *a, **k):
+        if Path(dst).name == "status.json" and len(failures) < times:
+            if json.loads(Path(src).read_text()).get("ended"):
+                failures.append(1)
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return failures
+
+
+def test_a_failed_final_status_write_is_retried(workspace, monkeypatch):
+    path = _fake_run(workspace, state="queued", pid=None)
+    fake_training(monkeypatch)
+    failures = failing_final_writes(monkeypatch, times=1)
+    assert runs.worker_main(path, resume=False) == 0
+    status = runs.read_status(path)
+    assert failures == [1] and status["state"] == "done" and status["ended"], status
+
+
+def test_the_final_status_is_written_in_place_when_no_file_can_be_made(workspace, monkeypatch):
+    path = _fake_run(workspace, state="queued", pid=None)
+    fake_training(monkeypatch)
+    monkeypatch.setattr(runs, "FINAL_RETRY_DELAYS", (0.0, 0.05))
+    failures = failing_final_writes(monkeypatch, times=100)
+    assert runs.worker_main(path, resume=False) == 1
+    status = runs.read_status(path)
+    assert len(failures) == 2 and status["state"] == "failed" and status["ended"], status
+    assert "ended done" in status["error"] and "No space left on device" in status["error"]
+
+
+def test_the_queue_serves_runs_in_submission_order(workspace):
+    """Three tiny real runs wait for the device; the first in line is suspended for a while when the
+    device comes free: the others still wait for it (FIFO), then all run in submission order."""
+    make_demo_split(workspace, per_class=4, size=32)
+    tiny = dict(image_size=32, epochs=1, batch_size=8, augment_name="none")
+    with device_held(workspace):
+        ids = [submit(workspace, **tiny) for _ in range(3)]
+        pids = [
+            wait_for(r, workspace, states=("queued",), condition=lambda s: s.get("message"), timeout=30)[
+                "pid"
+            ]
+            for r in ids
+        ]
+        os.kill(pids[0], signal.SIGSTOP)
+    try:
+        time.sleep(1.5)  # the device is free: only the first in line may take it
+        assert [runs.status(r, workspace)["state"] for r in ids] == ["queued"] * 3
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+    statuses = [wait_for(r, workspace, timeout=240) for r in ids]
+    assert [s["state"] for s in statuses] == ["done"] * 3, log_tail(ids[-1], workspace)
+    started = [s["started"] for s in statuses]
+    assert started == sorted(started)
+    assert statuses[0]["ended"] <= started[1] and statuses[1]["ended"] <= started[2]
+    assert not list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob("*.json"))
+
+
+def test_the_queue_skips_tickets_of_dead_processes_and_waits_for_live_ones(workspace):
+    queue = runs._queue_dir(runs.runs_dir(workspace))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    runs._write_ticket(queue / runs._ticket_name("dead-run", 1), "dead-run", dead.pid)
+    half_written = queue / f".tmp-{dead.pid}-ticket.json.x1"  # its writer was killed mid-write
+    half_written.write_text("{")
+    with runs.device_turn(workspace, "first"):  # nothing live ahead: at once
+        pass
+    assert not (queue / runs._ticket_name("dead-run", 1)).exists() and not half_written.exists()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        runs._write_ticket(queue / runs._ticket_name("live-run", 2), "live-run", sleeper.pid)
+        entered = threading.Event()
+
+        def second() -> None:
+            with runs.device_turn(workspace, "second"):
+                entered.set()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not entered.wait(1.0)  # the device is free, but a live process is ahead
+        sleeper.kill()
+        sleeper.wait()
+        assert entered.wait(5)
+        thread.join()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_concurrent_submits_all_start(workspace, monkeypatch):
+    """Eight tabs submitting at the same moment (two drawing the same id): every submit returns
+    the id of a run whose worker started, and none raises."""
+    ids_drawn = iter(["20260101-000000-scratch-small-beef"] * 2 + [f"r{i}" for i in range(100)])
+    lock = threading.Lock()
+
+    def new_run_id(mode: str, model: str) -> str:
+        with lock:
+            return next(ids_drawn)
+
+    monkeypatch.setattr(runs, "new_run_id", new_run_id)
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def tab() -> None:
+        barrier.wait()
+        try:
+            results.append(runs.submit({"mode": "scratch", "model": "small"}, workspace))
+        except BaseException as e:
+            errors.append(e)
+
+    with device_held(workspace):
+        threads = [threading.Thread(target=tab) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert len(set(results)) == 8
+        for run_id in results:
+            status = wait_for(
+                run_id, workspace, states=("queued",), condition=lambda s: s.get("message"), timeout=30
+            )
+            assert runs._pid_alive(status["pid"])
+        stop_and_wait(results, workspace)
+
+
+def test_two_launches_of_one_run_start_one_worker(workspace):
+    """Two tabs pressing resume (or start) at the same moment: one worker, one RunError."""
+    run_id = runs.create_run({"mode": "scratch", "model": "small"}, workspace)
+    barrier = threading.Barrier(2)
+    pids: list[int] = []
+    errors: list[BaseException] = []
+
+    def tab() -> None:
+        barrier.wait()
+        try:
+            pids.append(runs.launch(run_id, workspace))
+        except runs.RunError as e:
+            errors.append(e)
+
+    with device_held(workspace):
+        threads = [threading.Thread(target=tab) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(pids) == 1 and len(errors) == 1 and "live process" in str(errors[0])
+        status = wait_for(run_id, workspace, states=("queued",), condition=lambda s: s.get("message"))
+        assert status["pid"] == pids[0]
+        stop_and_wait([run_id], workspace)
 
 
 # ---------------------------------------------------------------------------- 10./13. slow
