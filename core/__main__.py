@@ -264,28 +264,30 @@ def read_config_file(path: str) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     from core import runs
     from core.data import load_split
-    from core.train import TrainConfig, check_inputs, finalize, seed_defaults
+    from core.train import RECIPES, TrainConfig, check_inputs, default_settings, finalize
 
     values: dict = {}
     if args.config:
         values.update(read_config_file(args.config))
     mode = args.mode or values.get("mode", "scratch")
-    if not args.config:
-        values.update(seed_defaults(mode))
-    for flag, field in TRAIN_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            values[field] = value
-    values["mode"] = mode
-    config = TrainConfig.from_dict(values)
+    if args.recipe not in RECIPES:
+        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}")
+    flags = {
+        field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None
+    }
     # Typos fail here, before the TensorFlow import; check_inputs below checks everything.
-    if config.mode == "finetune":
-        runs.run_dir(config.from_run or "", args.workspace)
-    elif config.split:
-        load_split(config.split, args.workspace)
+    if mode == "finetune":
+        runs.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
+    elif flags.get("split") or values.get("split"):
+        load_split(flags.get("split") or values["split"], args.workspace)
     if args.workers and not args.out:
         raise ValueError("--out DIR is needed with --workers")
     _tensorflow(args)
+    if not args.config:  # the recipe's settings for this mode and network (sizes need core.models)
+        values.update(default_settings(mode, flags.get("model"), args.recipe))
+    values.update(flags)
+    values["mode"] = mode
+    config = TrainConfig.from_dict(values)
     config = finalize(config, args.workspace)
     check_inputs(config, args.workspace)  # everything the run needs is there: only then create it
     if args.workers:
@@ -417,9 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model in its own process (see README for the modes)")
     t.add_argument("--config", help="a JSON file of TrainConfig fields (e.g. a run's config.json)")
     t.add_argument("--split", help="saved split name")
+    t.add_argument(
+        "--recipe",
+        default="default",
+        help="starting settings without --config: default (fitted to the network: its own image size, "
+        "a pooled head at Adam 1e-3 on pretrained bases) or seed (the tutorials' settings exactly)",
+    )
     t.add_argument("--mode", choices=["scratch", "features", "frozen", "finetune"])
     t.add_argument(
-        "--model", help="scratch net (seed000, seed002, seed003, small) or base (vgg16, mobilenet_0.5, ...)"
+        "--model",
+        help="scratch net (seed000, seed002, seed003, small, compact) or base (vgg16, mobilenet_0.5, ...)",
     )
     t.add_argument("--size", type=int, help="image size in pixels")
     t.add_argument("--resize", choices=["stretch", "crop", "pad"])

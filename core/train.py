@@ -234,6 +234,65 @@ def seed_defaults(mode: str) -> dict[str, Any]:
     }[mode]
 
 
+RECIPES: dict[str, str] = {
+    "default": "fitted to the chosen network: its own image size; pretrained bases get a global "
+    "average pooling head trained with Adam at 1e-3",
+    "seed": "the tutorials' settings, number for number (VGG16 at 150 px, RMSprop 2e-5 heads)",
+}
+HEAD_DEFAULTS: dict[str, Any] = {"head_pooling": "avg", "optimizer": "adam", "learning_rate": 1e-3}
+FINETUNE_EPOCHS = 10
+
+
+# "Quick demo settings": the compact net at 32 px learns the demo shapes to ~97% test accuracy in
+# 12 epochs (about 25 s on a Zen 4, a few minutes on a 2-core AVX2 laptop); see docs/benchmarks.md.
+QUICK_DEMO: dict[str, Any] = {
+    "mode": "scratch",
+    "model": "compact",
+    "image_size": 32,
+    "optimizer": "adam",
+    "learning_rate": 3e-3,
+    "lr_schedule": "cosine",
+    "epochs": 12,
+    "batch_size": 64,
+    "augment_name": "none",
+}
+
+
+def default_settings(mode: str, model: str | None = None, recipe: str = "default") -> dict[str, Any]:
+    """The settings a run of `mode` on `model` starts from (the mode's usual network when None).
+
+    recipe "seed": seed_defaults(mode) as the tutorials ran it (a chosen model keeps their 150 px).
+    recipe "default": the image size the network was made for (a base's ImageNet size, a scratch
+    net's own), and for pretrained bases a head that suits features of any size: global average
+    pooling (a Flatten head on a 7x7x1024 map has 12 M weights and overfits 2,000 photos) trained
+    from scratch at Adam 1e-3 (the seeds' 2e-5 suits VGG16's small 4x4 maps and 100 epochs).
+    Fine-tuning keeps the seeds' low rate and unfreezes the base's own last block. Imports Keras
+    (the networks' sizes live with the networks in core.models).
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode: must be one of {', '.join(MODES)}, not {mode!r}")
+    if recipe not in RECIPES:
+        raise ConfigError(f"recipe: must be one of {', '.join(RECIPES)}, not {recipe!r}")
+    settings = dict(seed_defaults(mode))
+    if model and mode != "finetune":
+        settings["model"] = model
+    if recipe == "seed":
+        return settings
+    from core import models
+
+    if mode == "scratch":
+        if settings["model"] not in models.SCRATCH_NETS:
+            raise ConfigError(f"model: '{settings['model']}' is not a scratch net; choose one of "
+                              f"{', '.join(models.SCRATCH_NETS)}")  # fmt: skip
+        settings["image_size"] = models.SCRATCH_DEFAULT_SIZE[settings["model"]]
+    elif mode in ("features", "frozen"):
+        settings.update(HEAD_DEFAULTS, image_size=models.base_spec(settings["model"]).default_size)
+    else:
+        settings.pop("unfreeze_from")  # finalize picks the source base's own last block
+        settings["epochs"] = FINETUNE_EPOCHS
+    return settings
+
+
 # ---------------------------------------------------------------------------- data feeding
 
 

@@ -51,39 +51,50 @@ WEIGHT_SOURCES = {
     "file": "A local weights file",
     "none": "None: random start (for testing)",
 }
-QUICK_DEMO = {
-    "train_model": "small",
-    "train_size": 64,
-    "train_optimizer": "adam",
-    "train_lr": 1e-3,
-    "train_epochs": 8,
-    "train_batch": 32,
-    "train_augment": "none",
+# TrainConfig field -> the widget that shows it
+WIDGETS = {
+    "model": "train_model",
+    "image_size": "train_size",
+    "optimizer": "train_optimizer",
+    "learning_rate": "train_lr",
+    "lr_schedule": "train_schedule",
+    "epochs": "train_epochs",
+    "batch_size": "train_batch",
+    "augment_name": "train_augment",
+    "head_pooling": "train_head_pooling",
 }
+POOLINGS = {"avg": "global average pooling (any network)", "flatten": "flatten (the tutorials, VGG16)"}
 
 
-def apply_mode_defaults() -> None:
-    """When the mode changes, put the seeds' settings for that mode into the widgets."""
-    mode = st.session_state["train_mode"]
-    d = train.seed_defaults(mode)
-    st.session_state.update(
-        {
-            "train_optimizer": d["optimizer"],
-            "train_lr": d["learning_rate"],
-            "train_batch": d["batch_size"],
-            "train_epochs": d["epochs"],
-            "train_augment": d.get("augment_name", "none"),
-        }
-    )
-    if "model" in d:
-        st.session_state["train_model"] = d["model"]
-        st.session_state["train_size"] = d["image_size"]
+def put_settings(settings: dict) -> None:
+    """Show these TrainConfig settings in the widgets (fields without a widget are skipped)."""
+    st.session_state.update({WIDGETS[k]: v for k, v in settings.items() if k in WIDGETS})
+    st.session_state.setdefault("train_head_pooling", "flatten")
+    st.session_state.setdefault("train_schedule", "constant")
+
+
+def apply_mode_defaults(recipe: str = "default") -> None:
+    """When the mode changes, put the recipe's settings for that mode into the widgets."""
+    settings = train.default_settings(st.session_state["train_mode"], None, recipe)
+    put_settings({"head_pooling": "flatten", "lr_schedule": "constant", **settings})
 
 
 def apply_model_size() -> None:
+    """A new network brings the image size it was made for (a base's ImageNet size)."""
     name = st.session_state["train_model"]
-    if name in models.SCRATCH_NETS:
-        st.session_state["train_size"] = models.SCRATCH_DEFAULT_SIZE[name]
+    mode = st.session_state["train_mode"]
+    with contextlib.suppress(ValueError, KeyError):
+        st.session_state["train_size"] = train.default_settings(mode, name)["image_size"]
+
+
+def size_note(model: str, size: int) -> None:
+    """Say so when the pictures are not the size the pretrained weights were made at."""
+    native = models.base_spec(model).default_size
+    if size != native:
+        st.caption(
+            f":material/info: {models.base_spec(model).title} learned ImageNet from {native}-pixel "
+            f"pictures; at {size} px its features are usually a little less accurate."
+        )
 
 
 def finetune_sources() -> dict[str, str]:
@@ -122,13 +133,15 @@ def config_ui(split_name: str) -> TrainConfig | None:
                 names,
                 key="train_model",
                 on_change=apply_model_size,
-                help="seed000 is the tutorials' net; small trains in seconds.",
+                help="seed000 is the tutorials' net; compact learns the demo in a minute or two.",
             )
             st.caption(models.SCRATCH_NETS[values["model"]].description)
         elif mode in ("features", "frozen"):
             if st.session_state.get("train_model") not in BASE_CHOICES:
                 st.session_state["train_model"] = "vgg16"
-            values["model"] = st.selectbox("Pretrained network", BASE_CHOICES, key="train_model")
+            values["model"] = st.selectbox(
+                "Pretrained network", BASE_CHOICES, key="train_model", on_change=apply_model_size
+            )
             st.caption(models.base_spec(values["model"]).description)
             source = st.radio(
                 "Pretrained weights",
@@ -184,7 +197,16 @@ def config_ui(split_name: str) -> TrainConfig | None:
                 st.caption("; ".join(augment.describe(augment.load_config(values["augment_name"]))) or "none")
     with right:
         if mode != "finetune":
-            values["image_size"] = st.number_input("Image size (pixels)", 32, 512, step=2, key="train_size")
+            values["image_size"] = st.number_input("Image size (pixels)", 16, 512, step=2, key="train_size")
+            if mode in ("features", "frozen"):
+                size_note(values["model"], int(values["image_size"]))
+                values["head_pooling"] = st.selectbox(
+                    "Head",
+                    list(POOLINGS),
+                    format_func=POOLINGS.get,
+                    key="train_head_pooling",
+                    help="How the new classifier reads the pretrained network's feature map.",
+                )
         c1, c2 = st.columns(2)
         values["optimizer"] = c1.selectbox("Optimizer", list(train.OPTIMIZERS), key="train_optimizer")
         values["learning_rate"] = c2.number_input(
@@ -193,8 +215,8 @@ def config_ui(split_name: str) -> TrainConfig | None:
             0.5,
             format="%.0e",
             key="train_lr",
-            help="How big each correction step is. The tutorials use 1e-4 "
-            "from scratch, 2e-5 for pretrained heads, 1e-5 to fine-tune.",
+            help="How big each correction step is. A new head on pretrained features learns well at "
+            "1e-3 with Adam; fine-tuning needs 1e-5; the tutorials use 1e-4 from scratch.",
         )
         c1, c2, c3 = st.columns(3)
         values["epochs"] = c1.number_input(
@@ -297,14 +319,24 @@ st.caption(
 split = ui.split_picker(key="train_split")
 if split is None:
     st.stop()
-if st.button(
+quick, seed = st.columns([1, 1])
+if quick.button(
     "Quick demo settings",
     key="train_quick",
     icon=":material/bolt:",
-    help="A small network on 64-pixel pictures: trains in about a minute on a laptop.",
+    help="A compact network on 32-pixel pictures: learns the demo shapes in a minute or two on a laptop.",
+    width="stretch",
 ):
     st.session_state["train_mode"] = "scratch"
-    st.session_state.update(QUICK_DEMO)
+    put_settings(train.QUICK_DEMO)
+if seed.button(
+    "Seed recipe",
+    key="train_seed_recipe",
+    icon=":material/menu_book:",
+    help="The Keras tutorials' settings for this mode, number for number: " + train.RECIPES["seed"] + ".",
+    width="stretch",
+):
+    apply_mode_defaults("seed")
 config = config_ui(split.name)
 if config is None:
     st.stop()

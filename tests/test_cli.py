@@ -241,3 +241,32 @@ def test_bad_input_is_one_error_line_exit_2_and_creates_no_run(tmp_path, workspa
     assert message in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert sorted(p.name for p in (workspace / "runs").iterdir()) == runs_before  # no run was created
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (
+            ("--mode", "features", "--model", "mobilenet_0.5"),
+            {"image_size": 224, "head_pooling": "avg", "optimizer": "adam", "learning_rate": 1e-3},
+        ),
+        (("--mode", "frozen", "--model", "xception"), {"image_size": 299, "head_pooling": "avg"}),
+        (("--mode", "scratch", "--model", "compact"), {"image_size": 32}),
+        (
+            ("--mode", "features", "--recipe", "seed"),
+            {"model": "vgg16", "image_size": 150, "head_pooling": "flatten", "learning_rate": 2e-5},
+        ),
+        (("--mode", "features", "--model", "mobilenet_0.5", "--size", "160"), {"image_size": 160}),
+    ],
+)
+def test_train_defaults_follow_the_network_and_the_recipe(workspace, monkeypatch, capsys, extra, expected):
+    from core import data, demo, runs
+    from core.__main__ import main
+
+    root = demo.generate(workspace / "datasets" / "shapes", per_class=8, size=40)
+    data.save_split(data.make_split(data.scan(root), data.SplitSpec("counts", 4, 2, 2)), name="s")
+    submitted = []
+    monkeypatch.setattr(runs, "submit", lambda config, workspace=None: submitted.append(config) or "r1")
+    assert main(["train", "--split", "s", "--weights", "none", "--detach", *extra]) == 0
+    [config] = submitted
+    assert {k: config[k] for k in expected} == expected

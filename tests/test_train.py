@@ -544,3 +544,22 @@ def test_lr_schedules_run_and_log_the_learning_rate(workspace, schedule, float32
         assert lrs[0] < 0.01 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.001  # decays to ~0
     else:
         assert lrs[0] == pytest.approx(0.01) and min(lrs) >= 0.01 * 0.2**2 - 1e-9
+
+
+def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
+    for mode in train.MODES:
+        assert train.default_settings(mode, recipe="seed") == train.seed_defaults(mode)
+    features = train.default_settings("features", "mobilenet_0.5")
+    assert features["image_size"] == 224 and features["head_pooling"] == "avg"
+    assert features["optimizer"] == "adam" and features["learning_rate"] == 1e-3
+    assert train.default_settings("frozen", "xception")["image_size"] == 299
+    assert train.default_settings("scratch", "compact")["image_size"] == 32
+    finetune = train.default_settings("finetune")
+    assert finetune["learning_rate"] == 1e-5 and "unfreeze_from" not in finetune  # the base's own block
+    with pytest.raises(ValueError, match="not a scratch net"):
+        train.default_settings("scratch", "vgg16")
+    with pytest.raises(ValueError, match="recipe"):
+        train.default_settings("features", recipe="magic")
+    TrainConfig.from_dict(
+        {"split": "s", "mode": "scratch", **train.QUICK_DEMO}
+    )  # the demo settings are valid

@@ -32,14 +32,36 @@ def test_no_split_points_to_data_page(workspace):
     assert any("Data" in i.value for i in at.info)
 
 
-def test_seed_defaults_follow_the_mode(app):
+def test_defaults_follow_the_mode_and_the_network(app):
     assert app.selectbox(key="train_model").value == "seed000"
     assert app.number_input(key="train_lr").value == pytest.approx(1e-4)
     assert app.number_input(key="train_size").value == 150
+    app.selectbox(key="train_model").set_value("compact").run()
+    assert app.number_input(key="train_size").value == 32  # the net's own size
     app.radio(key="train_mode").set_value("features").run()
     assert app.selectbox(key="train_model").value == "vgg16"
+    assert app.number_input(key="train_size").value == 224  # the size VGG16 learned ImageNet at
+    assert app.selectbox(key="train_head_pooling").value == "avg"
+    assert app.selectbox(key="train_optimizer").value == "adam"
+    assert app.number_input(key="train_lr").value == pytest.approx(1e-3)
+    assert not any("learned ImageNet from" in c.value for c in app.caption)
+    app.selectbox(key="train_model").set_value("xception").run()
+    assert app.number_input(key="train_size").value == 299
+    app.number_input(key="train_size").set_value(150).run()
+    assert any("learned ImageNet from 299-pixel pictures" in c.value for c in app.caption)
+    assert not app.exception, app.exception
+
+
+def test_seed_recipe_is_one_click_away(app):
+    app.radio(key="train_mode").set_value("features").run()
+    app.button(key="train_seed_recipe").click().run()
+    assert app.selectbox(key="train_model").value == "vgg16"
+    assert app.number_input(key="train_size").value == 150
     assert app.number_input(key="train_lr").value == pytest.approx(2e-5)
     assert app.selectbox(key="train_optimizer").value == "rmsprop"
+    assert app.selectbox(key="train_head_pooling").value == "flatten"
+    assert app.number_input(key="train_batch").value == 20
+    assert any("learned ImageNet from 224-pixel pictures" in c.value for c in app.caption)
 
 
 def test_summary_shows_exact_counts_before_launch(app):
@@ -59,7 +81,8 @@ def test_launch_quick_demo_then_stop(app, workspace):
     assert not app.exception, app.exception
     assert any("Started run" in s.value for s in app.success)
     [run] = runs.list_runs()
-    assert run["config"]["model"] == "small" and run["config"]["image_size"] == 64
+    assert run["config"]["model"] == "compact" and run["config"]["image_size"] == 32
+    assert run["config"]["lr_schedule"] == "cosine" and run["config"]["batch_size"] == 64
     assert run["config"]["augment"] is not None  # the snapshot that makes the run repeatable
     deadline = time.time() + 120
     while runs.status(run["id"])["state"] != "running" and time.time() < deadline:
