@@ -12,10 +12,14 @@ from typing import Any
 from core.workspace import temp_name
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` so readers see the old file or the new one, never half of it."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, make_parents: bool = True) -> Path:
+    """Write `data` to `path` so readers see the old file or the new one, never half of it.
+
+    make_parents=False: the folder must exist (FileNotFoundError otherwise), e.g. a run's folder
+    that someone deleted must not come back."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_name(path.name) + ".")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; these are ordinary readable files
@@ -30,12 +34,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, make_parents: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), make_parents)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, make_parents: bool = True) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", make_parents)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -41,7 +41,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.fileio import atomic_write_json, read_json, read_jsonl
-from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, subdir, temp_name
+from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, subdir
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
@@ -155,19 +154,8 @@ _thread_lock = threading.RLock()
 
 
 def _write_json_in(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename) into a folder that must exist: never creates it."""
-    data = (json.dumps(obj, indent=2) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_name(path.name) + ".")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically into a folder that must exist: never re-creates a deleted run."""
+    atomic_write_json(path, obj, make_parents=False)
 
 
 def _exists(path: Path) -> bool:
@@ -629,6 +617,13 @@ class RunControl:
     def update(self, **fields: Any) -> None:
         """Merge fields into status.json (epoch, batch, state, message...) and beat."""
         _merge_status(self.path, **fields, heartbeat=time.time())
+
+    def save_state(self, state: dict) -> None:
+        """Write state.json (what resuming needs); RunDeleted once the run's folder is gone."""
+        try:
+            _write_json_in(self.path / "state.json", state)
+        except FileNotFoundError:
+            raise RunDeleted(f"run '{self.path.name}' was deleted") from None
 
     def log(self, row: dict) -> None:
         """Append a row to metrics.jsonl (one write ending in a newline)."""

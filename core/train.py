@@ -34,7 +34,7 @@ from core.devices import (  # noqa: F401 (device choices live in core.devices; r
     gpus,
     replica_devices,
 )
-from core.fileio import atomic_write_json, read_json
+from core.fileio import read_json
 from core.images import RESIZE_POLICIES
 from core.workspace import temp_name
 
@@ -518,7 +518,7 @@ def make_run_callback(
             save_atomic(target, control.path / "last.keras")
             if save_model is not None:
                 save_atomic(self.model, control.path / "resume.keras")
-            atomic_write_json(control.path / "state.json", self.state)  # last: it vouches for the files
+            control.save_state(self.state)  # last: it vouches for the files
             if control.should_stop():  # asked during validation: do not start another epoch
                 self.stopped = True
                 self.model.stop_training = True

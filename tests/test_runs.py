@@ -633,6 +633,8 @@ def test_run_side_writes_refuse_a_deleted_run(workspace):
         control.update(epoch=2)
     with pytest.raises(runs.RunDeleted):
         control.log({"kind": "batch", "batch": 2})
+    with pytest.raises(runs.RunDeleted):
+        control.save_state({"epochs_done": 2})  # the epoch's last write (core.train)
     control.beat_forever()
     time.sleep(runs.HEARTBEAT_SECONDS + 0.5)
     control.end_heartbeat()
