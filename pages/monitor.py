@@ -87,6 +87,13 @@ def live(run_id: str, smoothing: float, per_batch: bool) -> None:
             )
     elif state == "queued":
         st.info(status.get("message") or "Waiting to start...")
+    if status.get("heartbeat_late"):
+        st.warning(
+            f"No news from this run for {int(status['heartbeat_late'] // 60)} min "
+            f"{int(status['heartbeat_late'] % 60)} s, but its process is still there: the machine may be "
+            "busy or was asleep. It goes on by itself.",
+            icon=":material/hourglass_top:",
+        )
     cols = st.columns(5)
     cols[0].metric("State", state)
     cols[1].metric("Epoch", f"{p['epoch'] or 0} / {p['epochs'] or config.get('epochs')}")

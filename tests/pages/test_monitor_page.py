@@ -161,3 +161,16 @@ def test_table_rename_notes_compare_and_delete(live_run, workspace):
         runs.delete(run_id)
     runs.delete(other)
     assert [r["id"] for r in runs.list_runs()] == [run_id]
+
+
+def test_a_late_heartbeat_of_a_live_run_is_news_not_an_interruption(live_run):
+    run_id, _, _ = live_run
+    path = runs.run_dir(run_id)
+    raw = json.loads((path / "status.json").read_text())
+    raw.update(heartbeat=time.time() - 125, pid_start=runs.process_start(os.getpid()))
+    (path / "status.json").write_text(json.dumps(raw))
+    at = open_page("monitor.py")
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["State"] == "running"
+    assert any("No news from this run for 2 min" in w.value for w in at.warning)
+    assert not any("interrupted" in e.value for e in at.error)
