@@ -375,13 +375,14 @@ def save_atomic(model, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_model(path: str | os.PathLike, safe_mode: bool = True, compile: bool = True):
-    """keras.models.load_model with our custom layers registered; safe_mode refuses Lambda code."""
+def load_model(path: str | os.PathLike, compile: bool = True):
+    """keras.models.load_model with our custom layers registered, always in safe mode: a file that
+    carries Python code (Lambda layers) is refused, never run. There is no switch to turn it off."""
     import keras
 
     import core.models  # noqa: F401  registers Preprocess and friends
 
-    return keras.models.load_model(path, safe_mode=safe_mode, compile=compile)
+    return keras.models.load_model(path, safe_mode=True, compile=compile)
 
 
 # ---------------------------------------------------------------------------- the callback

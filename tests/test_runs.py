@@ -157,7 +157,7 @@ def test_each_mode_trains_through_the_worker_process(mode_runs, mode_ws, mode):
             assert np.dot(n, [r[key] for r in rows_e]) / n.sum() == pytest.approx(e[key], rel=1e-4, abs=1e-5)
     assert [r["step"] for r in batch_rows] == list(range(1, config.epochs * steps + 1))
 
-    model = train.load_model(path / "best.keras", safe_mode=True)
+    model = train.load_model(path / "best.keras")
     images = np.random.default_rng(0).integers(0, 256, (3, config.image_size, config.image_size, 3), np.uint8)
     probs = np.asarray(model.predict(images.astype("float32"), verbose=0))
     assert probs.shape == (3, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)

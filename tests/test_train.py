@@ -563,3 +563,16 @@ def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
     TrainConfig.from_dict(
         {"split": "s", "mode": "scratch", **train.QUICK_DEMO}
     )  # the demo settings are valid
+
+
+def test_load_model_always_refuses_code(tmp_path):
+    """The one model loader has no switch for safe mode, and a Lambda layer is refused."""
+    import inspect
+
+    import keras
+
+    assert "safe_mode" not in inspect.signature(train.load_model).parameters
+    inputs = keras.Input((8,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "code.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        train.load_model(tmp_path / "code.keras")
