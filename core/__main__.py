@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         default="default",
         help="starting settings without --config: default (fitted to the network: its own image size, "
-        "a pooled head at Adam 1e-3 on pretrained bases) or seed (the tutorials' settings exactly)",
+        "a pooled head at Adam 3e-4 on pretrained bases) or seed (the tutorials' settings exactly)",
     )
     t.add_argument("--mode", choices=["scratch", "features", "frozen", "finetune"])
     t.add_argument(

@@ -216,7 +216,7 @@ def config_ui(split_name: str) -> TrainConfig | None:
             format="%.0e",
             key="train_lr",
             help="How big each correction step is. A new head on pretrained features learns well at "
-            "1e-3 with Adam; fine-tuning needs 1e-5; the tutorials use 1e-4 from scratch.",
+            "3e-4 with Adam; fine-tuning needs 1e-5; the tutorials use 1e-4 from scratch.",
         )
         c1, c2, c3 = st.columns(3)
         values["epochs"] = c1.number_input(

@@ -248,7 +248,7 @@ def test_bad_input_is_one_error_line_exit_2_and_creates_no_run(tmp_path, workspa
     [
         (
             ("--mode", "features", "--model", "mobilenet_0.5"),
-            {"image_size": 224, "head_pooling": "avg", "optimizer": "adam", "learning_rate": 1e-3},
+            {"image_size": 224, "head_pooling": "avg", "optimizer": "adam", "learning_rate": 3e-4},
         ),
         (("--mode", "frozen", "--model", "xception"), {"image_size": 299, "head_pooling": "avg"}),
         (("--mode", "scratch", "--model", "compact"), {"image_size": 32}),

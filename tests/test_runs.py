@@ -926,37 +926,39 @@ MOBILENET_05 = WEIGHTS / "mobilenet_5_0_224_tf_no_top.h5"
     reason="no shared catsdogs photos or MobileNet weights",
 )
 def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
-    """The issue's accuracy bar on the 3,000 shared photos: ImageNet MobileNet (alpha 0.5) features
-    and a GAP head score >= 97.6% on the split's 500 unseen test photos, and fine-tuning its top 6
-    weight layers for 2 epochs does not lose a photo and lowers the test loss (AVX2 EPYC: 97.6% ->
-    98.0%, loss 0.057 -> 0.052, 5 minutes; a Zen 4 with AVX512 gave 98.2% features)."""
-    split = data.make_split(data.scan(CATSDOGS), data.SplitSpec("counts", 1000, 250, 250, seed=0))
-    data.save_split(split, name="photos", workspace=workspace)
-    common = dict(split="photos", optimizer="rmsprop", batch_size=32, seed=0, augment_name="none")
-    features_id = submit(
-        workspace,
-        **common,
-        mode="features",
-        model="mobilenet_0.5",
-        image_size=224,
-        weights=str(MOBILENET_05),
-        head_pooling="avg",
-        learning_rate=1e-4,
-        epochs=30,
-    )
-    assert wait_for(features_id, workspace, timeout=900)["state"] == "done", log_tail(features_id, workspace)
-    features = evaluate.evaluate_run(features_id, "best", "test", workspace)
-    print(f"\nfeatures: test accuracy {features.accuracy:.3f}, loss {features.loss:.4f}")
-    assert features.n == 500 and features.accuracy >= 0.976
+    """The issue's accuracy bar on the 3,000 shared photos, with the default settings (what the CLI
+    and the Train page give for MobileNet 0.5: 224 px, a GAP head at Adam 3e-4): >= 97.5% on the
+    split's 500 unseen test photos for two split seeds (97.8% and 97.8% on a Zen 4), and
+    fine-tuning the top 6 weight layers from the first for 2 epochs at the default 1e-5 does not
+    lose a photo and lowers the test loss. (Unfreezing the base's whole last block instead gave
+    98.0% but a test loss of 0.0585 against 0.0580.)"""
+    scores = []
+    for seed in (0, 1):
+        split = data.make_split(data.scan(CATSDOGS), data.SplitSpec("counts", 1000, 250, 250, seed=seed))
+        data.save_split(split, name=f"photos{seed}", workspace=workspace)
+        run_id = submit(
+            workspace,
+            **{
+                **train.default_settings("features", "mobilenet_0.5"),
+                "split": f"photos{seed}",
+                "weights": str(MOBILENET_05),
+            },
+            mode="features",
+            seed=0,
+        )
+        assert wait_for(run_id, workspace, timeout=900)["state"] == "done", log_tail(run_id, workspace)
+        result = evaluate.evaluate_run(run_id, "best", "test", workspace)
+        print(f"\nfeatures, split seed {seed}: test accuracy {result.accuracy:.3f}, loss {result.loss:.4f}")
+        scores.append((run_id, result))
+    assert all(r.n == 500 and r.accuracy >= 0.975 for _, r in scores), [r.accuracy for _, r in scores]
+    features_id, features = scores[0]
 
     finetune_id = submit(
         workspace,
-        **common,
+        **{**train.default_settings("finetune"), "from_run": features_id, "epochs": 2},
         mode="finetune",
-        from_run=features_id,
         unfreeze_top=6,
-        learning_rate=1e-5,
-        epochs=2,
+        seed=0,
     )
     assert wait_for(finetune_id, workspace, timeout=900)["state"] == "done", log_tail(finetune_id, workspace)
     tuned = evaluate.evaluate_run(finetune_id, "best", "test", workspace)

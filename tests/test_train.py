@@ -551,7 +551,7 @@ def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
         assert train.default_settings(mode, recipe="seed") == train.seed_defaults(mode)
     features = train.default_settings("features", "mobilenet_0.5")
     assert features["image_size"] == 224 and features["head_pooling"] == "avg"
-    assert features["optimizer"] == "adam" and features["learning_rate"] == 1e-3
+    assert features["optimizer"] == "adam" and features["learning_rate"] == 3e-4
     assert train.default_settings("frozen", "xception")["image_size"] == 299
     assert train.default_settings("scratch", "compact")["image_size"] == 32
     finetune = train.default_settings("finetune")

@@ -43,7 +43,7 @@ def test_defaults_follow_the_mode_and_the_network(app):
     assert app.number_input(key="train_size").value == 224  # the size VGG16 learned ImageNet at
     assert app.selectbox(key="train_head_pooling").value == "avg"
     assert app.selectbox(key="train_optimizer").value == "adam"
-    assert app.number_input(key="train_lr").value == pytest.approx(1e-3)
+    assert app.number_input(key="train_lr").value == pytest.approx(3e-4)
     assert not any("learned ImageNet from" in c.value for c in app.caption)
     app.selectbox(key="train_model").set_value("xception").run()
     assert app.number_input(key="train_size").value == 299
