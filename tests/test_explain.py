@@ -23,6 +23,7 @@ keras = pytest.importorskip("keras")
 from core import explain as E  # noqa: E402
 from core import models as M  # noqa: E402
 from core import train  # noqa: E402
+from core.images import load_resized  # noqa: E402
 from tests.conftest import REPO, WEIGHTS  # noqa: E402
 
 MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
@@ -432,39 +433,40 @@ def _check_localisation(name: str, maps: np.ndarray, boxes: list, size: int) -> 
 
 
 @pytest.mark.slow
-def test_gradcam_finds_the_demo_shapes_with_the_small_net(tmp_path):
-    """The page's demo story: the small scratch net trained on the demo shapes, and Grad-CAM's peak
-    lies in the object's box for >= 80% of the correctly classified held-out images.
+def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
+    """The demo story end to end: the Data page's default split of the demo (0.6/0.2/0.2, seed 0),
+    "Quick demo settings" (core.train.QUICK_DEMO) trained by a real run process, >= 95% on the
+    800 unseen test pictures; then Grad-CAM's peak lies in the object's box for >= 80% of the
+    correctly classified ones, beating a wrong-box control. Time is reported, not asserted."""
+    import time
 
-    1000 shapes per class at 64 px, 8 epochs of Adam 1e-3: 0.805 held-out accuracy, Grad-CAM 0.949
-    hits (control 0.618), ~100 s on a 2-core AVX2 EPYC (12 epochs: 0.89 accuracy, 0.926 hits).
-    """
-    from core import demo
+    from core import data, demo, evaluate, runs
+    from core.train import TrainConfig, finalize
 
-    size = 64
-    root = demo.generate(tmp_path / "demo", per_class=1000, size=size, seed=0)
-    rels, boxes, images, labels = _demo_images(root, size)
-    held_out = np.arange(len(rels)) % 5 == 0
-
-    keras.utils.set_random_seed(0)
-    model = M.build_scratch("small", size, len(demo.DEMO_CLASSES))
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss=M.loss_for(len(demo.DEMO_CLASSES)), metrics=["accuracy"]
+    root = demo.ensure_demo(workspace)
+    split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2, seed=0))
+    data.save_split(split, name="demo")
+    run_id = runs.submit(finalize(TrainConfig(split="demo", **train.QUICK_DEMO), workspace).to_dict())
+    deadline = time.time() + 900
+    while runs.status(run_id)["state"] in runs.ACTIVE_STATES and time.time() < deadline:
+        time.sleep(1)
+    status = runs.status(run_id)
+    assert status["state"] == "done", (runs.run_dir(run_id) / "log.txt").read_text()[-3000:]
+    result = evaluate.evaluate_run(run_id, "best", "test")
+    print(
+        f"\nquick demo: test accuracy {result.accuracy:.3f} on {result.n} pictures, "
+        f"{status['ended'] - status['started']:.0f} s from start to end of training"
     )
-    model.fit(images[~held_out], labels[~held_out], epochs=8, batch_size=32, verbose=0)
+    assert result.n == 800 and result.accuracy >= 0.95
 
-    x, y = images[held_out], labels[held_out]
-    correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == y
-    print(f"\nheld-out accuracy {correct.mean():.3f}")
-    assert correct.mean() >= 0.6, f"held-out accuracy {correct.mean():.3f}"  # chance: 0.25
-    ok = [boxes[rel] for rel in np.array(rels)[held_out][correct]]
-    assert E.default_layer(model) == M.LAST_CONV  # the map comes from the last conv (16x16 here)
+    size = train.QUICK_DEMO["image_size"]
+    _, all_boxes, _, _ = _demo_images(root, size)
+    rels = split.files("test")
+    x = np.stack([load_resized(root / rel, (size, size)) for rel in rels]).astype("float32")
+    model = train.load_model(runs.run_dir(run_id) / "best.keras")
+    correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == split.labels("test")
+    ok = [all_boxes[rel] for rel, right in zip(rels, correct) if right]
     _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, size)
-    _check_localisation("Grad-CAM++", E.gradcam_plus_plus(model, x[correct]), ok, size)
-    few = slice(0, 32)  # Score-CAM runs 64 masked copies of every image: a sample is enough
-    hit, inside, outside = _localisation(E.scorecam(model, x[correct][few]), ok[few], size)
-    print(f"Score-CAM (32 images): peak in box {hit:.3f}, heat in {inside:.3f} / out {outside:.3f}")
-    assert inside > outside
 
 
 @pytest.mark.slow
