@@ -98,6 +98,12 @@ def _progress(label: str):
     return report
 
 
+def _progress_line(message: str) -> None:
+    """A progress message on stderr, rewritten in place, only when stderr is a terminal."""
+    if sys.stderr.isatty():
+        print(f"\r{message}", end="", file=sys.stderr, flush=True)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import ensure_demo
 
@@ -261,7 +267,8 @@ def read_config_file(path: str) -> dict:
     return values
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _train_config(args: argparse.Namespace):
+    """The finalized, checked TrainConfig the train flags describe (TensorFlow imported quietly)."""
     from core import runs
     from core.data import load_split
     from core.train import RECIPES, TrainConfig, check_inputs, default_settings, finalize
@@ -280,16 +287,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         runs.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
     elif flags.get("split") or values.get("split"):
         load_split(flags.get("split") or values["split"], args.workspace)
-    if args.workers and not args.out:
+    if getattr(args, "workers", None) and not args.out:
         raise ValueError("--out DIR is needed with --workers")
     _tensorflow(args)
     if not args.config:  # the recipe's settings for this mode and network (sizes need core.models)
         values.update(default_settings(mode, flags.get("model"), args.recipe))
     values.update(flags)
     values["mode"] = mode
-    config = TrainConfig.from_dict(values)
-    config = finalize(config, args.workspace)
+    config = finalize(TrainConfig.from_dict(values), args.workspace)
     check_inputs(config, args.workspace)  # everything the run needs is there: only then create it
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core import runs
+
+    config = _train_config(args)
     if args.workers:
         from core import distributed
 
@@ -304,6 +317,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_id = runs.submit(config.to_dict(), args.workspace)
     print(f"started run {run_id}")
     return 0 if args.detach else _follow(run_id, args.workspace)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from core import lr_find
+
+    config = _train_config(args)
+    found = lr_find.find_lr(
+        config, args.workspace, args.min_lr, args.max_lr, args.steps, progress=_progress_line
+    )
+    print("learning_rate\tloss\tsmoothed")
+    for lr, loss, smooth in zip(found.lrs, found.losses, found.smoothed):
+        print(f"{lr:.3e}\t{loss:.4f}\t{smooth:.4f}")
+    ended = "the loss diverged, so the sweep stopped early" if found.diverged else "sweep complete"
+    print(f"suggested learning rate: {found.suggestion:.1e} ({ended}; pass it as --lr)")
+    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -416,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("list", help="list saved splits")
     p.set_defaults(func=cmd_data_list)
 
-    t = sub.add_parser("train", help="train a model in its own process (see README for the modes)")
+    t = argparse.ArgumentParser(add_help=False)  # the training settings, shared by train and lr-find
     t.add_argument("--config", help="a JSON file of TrainConfig fields (e.g. a run's config.json)")
     t.add_argument("--split", help="saved split name")
     t.add_argument(
@@ -448,6 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--unfreeze-top", type=int, help="fine-tune: train the top N weight layers of the base")
     t.add_argument("--head-pooling", choices=["flatten", "avg"])
     t.add_argument("--name", help="a label for the run")
+    settings = t
+    f = sub.add_parser(
+        "lr-find",
+        parents=[settings],
+        help="try learning rates from tiny to large on a throw-away copy of the model; suggest one",
+    )
+    f.add_argument("--min-lr", type=float, default=1e-7)
+    f.add_argument("--max-lr", type=float, default=1.0)
+    f.add_argument("--steps", type=int, default=100, help="batches to try (default 100)")
+    f.set_defaults(func=cmd_lr_find)
+    t = sub.add_parser(
+        "train", parents=[settings], help="train a model in its own process (see README for the modes)"
+    )
     t.add_argument("--detach", action="store_true", help="return at once instead of following the run")
     t.add_argument(
         "--workers", type=int, help="data-parallel worker processes in all (JAX backend; docs/distributed.md)"

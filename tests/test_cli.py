@@ -270,3 +270,21 @@ def test_train_defaults_follow_the_network_and_the_recipe(workspace, monkeypatch
     assert main(["train", "--split", "s", "--weights", "none", "--detach", *extra]) == 0
     [config] = submitted
     assert {k: config[k] for k in expected} == expected
+
+
+def test_lr_find_prints_the_sweep_and_a_suggestion_and_makes_no_run(workspace):
+    from core import data, demo
+
+    root = demo.generate(workspace / "datasets" / "shapes", per_class=30, size=40)
+    data.save_split(data.make_split(data.scan(root), data.SplitSpec("counts", 20, 5, 5)), name="s")
+    out = run_cli(
+        "lr-find", "--split", "s", "--model", "compact", "--steps", "30", "--batch-size", "16",
+        workspace=workspace,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "learning_rate\tloss\tsmoothed" and len(lines) >= 12
+    suggestion = float(lines[-1].split("suggested learning rate: ")[1].split()[0])
+    assert 1e-7 <= suggestion <= 1.0
+    assert "Traceback" not in out.stderr and "absl" not in out.stderr
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
