@@ -125,3 +125,26 @@ def probability_bars(probs: dict[str, float]) -> go.Figure:
         xaxis_tickformat=".0%",
     )
     return fig
+
+
+def lr_sweep(lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float) -> go.Figure:
+    """Loss against learning rate (log axis): raw faint, smoothed bold, the suggestion marked."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=lrs, y=losses, mode="lines", name="loss (raw)", line=dict(color=_faint(TRAIN_COLOR)))
+    )
+    fig.add_trace(
+        go.Scatter(x=lrs, y=smoothed, mode="lines", name="loss", line=dict(color=TRAIN_COLOR, width=3))
+    )
+    fig.add_vline(
+        x=suggestion,
+        line=dict(color=VAL_COLOR, dash="dash"),
+        annotation_text=f"suggested {suggestion:.1e}",
+        annotation_position="top left",
+    )
+    _layout(fig, "Loss while the learning rate rises", "learning rate", "loss")
+    fig.update_xaxes(type="log", exponentformat="e")
+    finite = [v for v in smoothed if v == v]
+    if finite:  # past divergence the loss explodes: keep the interesting part in view
+        fig.update_yaxes(range=[min(finite) * 0.9, min(max(finite), 3 * min(finite)) * 1.1])
+    return fig

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 
 import pandas as pd
 import streamlit as st
 
-from core import augment, models, runs, train
+from core import augment, lr_find, models, runs, train
 from core.train import TrainConfig
-from dashboard import ui
+from dashboard import charts, ui
 
 MODES = {
     "scratch": (
@@ -263,8 +264,6 @@ def config_ui(split_name: str) -> TrainConfig | None:
 
 @st.cache_resource(show_spinner="Building the model...", max_entries=8)
 def summary_of(config_json: str, num_classes: int) -> tuple[list[dict], int, int]:
-    import json
-
     config = TrainConfig.from_dict(json.loads(config_json))
     model = train.build_model(config, num_classes, ui.workspace())
     trainable, frozen = models.param_counts(model)
@@ -273,8 +272,6 @@ def summary_of(config_json: str, num_classes: int) -> tuple[list[dict], int, int
 
 def summary_ui(config: TrainConfig, num_classes: int) -> None:
     """Layers, output shapes, trainable and frozen weights, before anything runs."""
-    import json
-
     # The summary never downloads: pretrained weights do not change the shapes or counts.
     shape_only = (
         dataclasses.replace(config, weights="none") if config.mode in ("features", "frozen") else config
@@ -289,6 +286,44 @@ def summary_ui(config: TrainConfig, num_classes: int) -> None:
     b.metric("Frozen weights", f"{frozen:,}")
     c.metric("Classes", num_classes)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_summary")
+
+
+def use_rate(rate: float) -> None:
+    st.session_state["train_lr"] = float(f"{rate:.1e}")
+
+
+def lr_find_ui(config: TrainConfig) -> None:
+    """A short sweep of learning rates on a throw-away model, its chart and a button to use the
+    suggestion; kept per config, so moving other widgets does not lose it."""
+    st.caption(
+        "Trains a throw-away copy of this model for about 100 batches while the learning rate rises "
+        "from 1e-7 to 1; a good rate is where the loss falls fastest. No run is saved."
+    )
+    key = json.dumps({**config.to_dict(), "learning_rate": None, "name": ""}, sort_keys=True)
+    if st.button("Find a learning rate", key="train_lr_find", icon=":material/search_insights:"):
+        with st.status("Trying learning rates...", expanded=False) as box:
+            try:
+                found = lr_find.find_lr(config, ui.workspace(), progress=lambda m: box.update(label=m))
+            except (ValueError, OSError) as e:
+                box.update(label="Could not try learning rates", state="error")
+                ui.show_error(e)
+                return
+            box.update(label="Done", state="complete")
+        st.session_state["train_lr_finding"] = (key, found)
+    kept = st.session_state.get("train_lr_finding")
+    if not kept or kept[0] != key:
+        return
+    found = kept[1]
+    st.plotly_chart(
+        charts.lr_sweep(found.lrs, found.losses, found.smoothed, found.suggestion), key="train_lr_chart"
+    )
+    st.button(
+        f"Use {found.suggestion:.1e}",
+        key="train_lr_use",
+        on_click=use_rate,
+        args=(found.suggestion,),
+        icon=":material/check:",
+    )
 
 
 def device_ui(config: TrainConfig) -> None:
@@ -343,6 +378,8 @@ if config is None:
 device_ui(config)
 with st.expander("Model summary", expanded=False):
     summary_ui(config, len(split.classes))
+with st.expander("Find a learning rate", expanded="train_lr_finding" in st.session_state):
+    lr_find_ui(config)
 if st.button("Start training", key="train_launch", type="primary", icon=":material/play_arrow:"):
     with ui.writing("start the run"):
         try:

@@ -92,3 +92,18 @@ def test_launch_quick_demo_then_stop(app, workspace):
     while runs.status(run["id"])["state"] in runs.ACTIVE_STATES and time.time() < deadline:
         time.sleep(0.5)
     assert runs.status(run["id"])["state"] == "stopped"
+
+
+def test_find_a_learning_rate_charts_the_sweep_and_puts_the_suggestion_in_the_form(app, workspace):
+    app.button(key="train_quick").click().run()
+    app.button(key="train_lr_find").click().run()
+    assert not app.exception, app.exception
+    chart = next(c for c in app.get("plotly_chart") if "learning rate rises" in c.proto.spec)
+    assert '"type":"log"' in chart.proto.spec.replace(" ", "")
+    use = app.button(key="train_lr_use")
+    suggested = float(use.label.split()[-1])
+    assert 1e-7 <= suggested <= 1
+    use.click().run()
+    assert not app.exception, app.exception
+    assert app.number_input(key="train_lr").value == pytest.approx(suggested)
+    assert not any((workspace / "runs").iterdir())  # nothing was saved as a run
