@@ -112,6 +112,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_get(args: argparse.Namespace) -> int:
+    from core import download
+
+    def report(stage: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            end = "\n" if done == total else ""
+            print(
+                f"\r{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB", end=end, file=sys.stderr, flush=True
+            )
+
+    args.path = str(download.get(args.name, args.workspace, args.url, report))
+    return cmd_data_scan(args)  # the report lists the photos that will be left out
+
+
 def cmd_data_scan(args: argparse.Namespace) -> int:
     from core.data import scan
 
@@ -426,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--show", type=whole, default=20, help="problem files to list (default 20)")
     p.set_defaults(func=cmd_data_scan)
+    p = dsub.add_parser("get", help="download a public dataset (online only), unpack it and scan it")
+    p.add_argument("name", help="dogs-vs-cats")
+    p.add_argument("--url", help="download from here instead (a mirror)")
+    p.add_argument("--show", type=whole, default=20, help="problem files to list (default 20)")
+    p.set_defaults(func=cmd_data_get)
     p = dsub.add_parser("split", help="make a seeded, stratified split and save it under a name")
     p.add_argument("path")
     p.add_argument("--train", type=amount, default=0.6, help="images per class (>= 1) or a fraction")

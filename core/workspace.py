@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 ENV_VAR = "CONVNET_WORKSPACE"
-SUBDIRS = ("datasets", "splits", "cache", "features", "runs", "augment", "uploads")
+SUBDIRS = ("datasets", "splits", "cache", "features", "runs", "augment", "uploads", "downloads")
 # Every temporary file or folder in the workspace is named TEMP_PREFIX + "<pid>-...", so the
 # next process to open the workspace can tell a dead writer's leftovers from a live one's.
 TEMP_PREFIX = ".tmp-"
