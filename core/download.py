@@ -139,7 +139,7 @@ def get(
     source = _source(name)
     dataset = subdir("datasets", workspace) / source.name
     if dataset.is_dir():
-        return _class_root(dataset, source)
+        return class_root(dataset)
     zipped = download(
         source.resolved_url(url),
         subdir("downloads", workspace) / f"{source.name}.zip",
@@ -152,10 +152,12 @@ def get(
     zipped.unlink(missing_ok=True)  # unpacked: the archive is not needed any more
     if progress:
         progress("unpacking", 1, 1)
-    return _class_root(folder, source)
+    return class_root(folder)
 
 
-def _class_root(folder: Path, source: Source) -> Path:
-    """The folder holding the class folders (the zip's PetImages/, unless the zip was unwrapped)."""
-    inner = folder / source.folder_in_zip
+def class_root(folder: Path) -> Path:
+    """The folder holding the class folders of a downloaded dataset (the zip's PetImages/); any
+    other folder as it is."""
+    source = SOURCES.get(folder.name)
+    inner = folder / source.folder_in_zip if source else folder
     return inner if inner.is_dir() else folder

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import access, data, demo
+from core import access, data, demo, download
 from core.data import DataError, DatasetIndex
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
@@ -120,7 +120,7 @@ def known_datasets() -> dict[str, Path]:
     found = {"demo (built-in shapes)": current_demo()}
     for p in sorted(subdir("datasets").iterdir()):
         if p.is_dir() and not p.name.startswith(".") and p.name != demo.DEMO_NAME:
-            found[p.name] = p
+            found[p.name] = download.class_root(p)
     return found
 
 

@@ -9,19 +9,51 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import archive, cache, data
+from core import archive, cache, data, download
 from core.data import DataError, DatasetIndex, SplitSpec
 from core.images import RESIZE_POLICIES
 from core.workspace import subdir
 from dashboard import ui
 
-SOURCES = ("Demo shapes", "Saved dataset", "Folder on this computer", "Upload a zip")
+SOURCES = (
+    "Demo shapes",
+    "Saved dataset",
+    "Folder on this computer",
+    "Upload a zip",
+    "Download Dogs vs. Cats",
+)
 METHODS = {
     "fractions": "Share of each class",
     "counts": "Images per class",
     "given": "Keep the folder's own split",
 }
 SAMPLES_PER_CLASS = 6
+
+
+def download_ui(name: str = "dogs-vs-cats") -> Path | None:
+    """A public dataset: at once when it was downloaded before, else after the Download button."""
+    source = download.SOURCES[name]
+    st.caption(f"{source.title}, about {source.approx_mb} MB. {source.note} Needs internet.")
+    if (subdir("datasets") / source.name).is_dir():
+        return download.get(source.name)
+    if not st.button(f"Download ({source.approx_mb} MB)", key="download_go", icon=":material/download:"):
+        return None
+    bar = st.progress(0.0, text="Starting the download...")
+
+    def report(stage: str, done: int, total: int) -> None:
+        text = f"{stage.capitalize()}: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB" if total > 1 else stage
+        bar.progress(done / max(total, 1), text=text)
+
+    folder = None
+    with ui.writing("save the download"):
+        try:
+            folder = download.get(source.name, progress=report)
+        except DataError as e:
+            ui.show_error(e)
+    bar.empty()
+    if folder is not None:
+        st.success(f"Downloaded and unpacked {source.title}. The scan below lists the files left out.")
+    return folder
 
 
 def dataset_source_ui() -> Path | None:
@@ -47,6 +79,8 @@ def dataset_source_ui() -> Path | None:
             "or train/, validation/ and test/ folders."
         )
         return ui.typed_path(text)
+    if source == "Download Dogs vs. Cats":
+        return download_ui()
     upload = st.file_uploader("Zip of images (one folder per class inside)", type=["zip"], key="zip_upload")
     if upload is None:
         return None

@@ -110,3 +110,33 @@ def test_bad_zip_is_a_clear_message(app, workspace):
     app.button(key="zip_add").click().run()
     assert not app.exception
     assert "not a valid zip" in _texts(app)
+
+
+def test_download_dogs_vs_cats_from_a_local_mirror(app, workspace, tmp_path, monkeypatch):
+    from core import download
+    from tests.test_download import _pet_zip, _Server
+
+    server = _Server(_pet_zip(tmp_path))
+    monkeypatch.setenv(download.SOURCES["dogs-vs-cats"].url_env, server.url)
+    try:
+        app.radio(key="source").set_value("Download Dogs vs. Cats").run()
+        assert not app.metric  # nothing is fetched before the click
+        app.button(key="download_go").click().run()
+    finally:
+        server.close()
+    assert not app.exception, app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Images"] == "12" and metrics["Classes"] == "2" and metrics["Left out"] == "2"
+    app.radio(key="source").set_value("Saved dataset").run()
+    assert not app.exception, app.exception
+    assert {m.label: m.value for m in app.metric}["Classes"] == "2"  # Cat and Dog, not PetImages
+
+
+def test_download_offline_is_a_message(app, monkeypatch):
+    from core import download
+
+    monkeypatch.setenv(download.SOURCES["dogs-vs-cats"].url_env, "http://127.0.0.1:9/pets.zip")
+    app.radio(key="source").set_value("Download Dogs vs. Cats").run()
+    app.button(key="download_go").click().run()
+    assert not app.exception, app.exception
+    assert any("needs internet" in e.value for e in app.error)
