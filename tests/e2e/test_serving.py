@@ -11,13 +11,12 @@ from playwright.sync_api import expect
 from core import access
 from tests.e2e.conftest import screenshot, streamlit_server
 
-# Settings that a developer's shell or the AppTest suite may have set must not leak in.
-CLEAN = {k: "" for k in os.environ if k.startswith("STREAMLIT_")}
-
 
 @pytest.fixture
 def elsewhere(tmp_path, monkeypatch):
-    for key in CLEAN:
+    # Settings that a developer's shell or the AppTest suite (tests/pages/conftest.py) set must not
+    # leak into the server: looked up now, since they may be set after this module was imported.
+    for key in [k for k in os.environ if k.startswith("STREAMLIT_")]:
         monkeypatch.delenv(key)
     monkeypatch.delenv(access.ALLOW_REMOTE_VAR, raising=False)
     monkeypatch.setenv("CONVNET_WORKSPACE", str(tmp_path / "ws"))

@@ -41,16 +41,16 @@ def test_train_then_watch_then_evaluate(app_server, e2e_workspace, page):
     wait_idle(page)
     page.get_by_role("button", name=re.compile("Quick demo settings")).click()
     wait_idle(page)
-    expect(page.get_by_role("spinbutton", name="Image size (pixels)")).to_have_value("64")
+    expect(page.get_by_role("spinbutton", name="Image size (pixels)")).to_have_value("32")
     epochs = page.get_by_role("spinbutton", name="Epochs")
-    epochs.fill("4")
+    epochs.fill("6")
     epochs.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name=re.compile("Start training")).click()
     expect(page.get_by_text("Started run")).to_be_visible()
     screenshot(page, "train-started")
     run = runs.list_runs(e2e_workspace)[0]  # newest first: the one just launched (other tests add runs)
-    assert run["config"]["model"] == "small" and run["config"]["epochs"] == 4
+    assert run["config"]["model"] == "compact" and run["config"]["epochs"] == 6
 
     page.goto(f"{app_server}/monitor")
     expect(page.get_by_role("heading", name="Monitor", exact=True)).to_be_visible()
