@@ -34,6 +34,19 @@ def make_class_folders(root: Path, counts: dict[str, int], size=(48, 40)) -> Pat
     return root
 
 
+def zipped_class_folders(root: Path, counts: dict[str, int]) -> bytes:
+    """A zip of make_class_folders(root, counts), inside a top folder named like root."""
+    import io
+    import zipfile
+
+    make_class_folders(root, counts)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in root.rglob("*.png"):
+            z.write(f, f"{root.name}/{f.relative_to(root)}")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def class_folders(tmp_path) -> Path:
     """Three classes (a: 30, b: 20, c: 10 images), plus one hidden file and one text file."""

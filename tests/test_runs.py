@@ -790,6 +790,28 @@ def test_the_queue_skips_tickets_of_dead_processes_and_waits_for_live_ones(works
         sleeper.wait()
 
 
+def at_once(n: int, action) -> tuple[list, list[BaseException]]:
+    """Call `action` from n threads released together, as n browser tabs clicking at the same
+    moment; returns what the calls returned and what they raised."""
+    barrier = threading.Barrier(n)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def tab() -> None:
+        barrier.wait()
+        try:
+            results.append(action())
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=tab) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
 def test_concurrent_submits_all_start(workspace, monkeypatch):
     """Eight tabs submitting at the same moment (two drawing the same id): every submit returns
     the id of a run whose worker started, and none raises."""
@@ -801,23 +823,8 @@ def test_concurrent_submits_all_start(workspace, monkeypatch):
             return next(ids_drawn)
 
     monkeypatch.setattr(runs, "new_run_id", new_run_id)
-    barrier = threading.Barrier(8)
-    results: list[str] = []
-    errors: list[BaseException] = []
-
-    def tab() -> None:
-        barrier.wait()
-        try:
-            results.append(runs.submit({"mode": "scratch", "model": "small"}, workspace))
-        except BaseException as e:
-            errors.append(e)
-
     with device_held(workspace):
-        threads = [threading.Thread(target=tab) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = at_once(8, lambda: runs.submit({"mode": "scratch", "model": "small"}, workspace))
         assert not errors, errors
         assert len(set(results)) == 8
         for run_id in results:
@@ -831,23 +838,8 @@ def test_concurrent_submits_all_start(workspace, monkeypatch):
 def test_two_launches_of_one_run_start_one_worker(workspace):
     """Two tabs pressing resume (or start) at the same moment: one worker, one RunError."""
     run_id = runs.create_run({"mode": "scratch", "model": "small"}, workspace)
-    barrier = threading.Barrier(2)
-    pids: list[int] = []
-    errors: list[BaseException] = []
-
-    def tab() -> None:
-        barrier.wait()
-        try:
-            pids.append(runs.launch(run_id, workspace))
-        except runs.RunError as e:
-            errors.append(e)
-
     with device_held(workspace):
-        threads = [threading.Thread(target=tab) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        pids, errors = at_once(2, lambda: runs.launch(run_id, workspace))
         assert len(pids) == 1 and len(errors) == 1 and "live process" in str(errors[0])
         status = wait_for(run_id, workspace, states=("queued",), condition=lambda s: s.get("message"))
         assert status["pid"] == pids[0]

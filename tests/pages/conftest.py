@@ -28,6 +28,13 @@ def open_page(file: str, timeout: float = 180, **session) -> AppTest:
     return at
 
 
+def add_zip(at: AppTest, name: str, payload: bytes) -> AppTest:
+    """On the Data page: choose "Upload a zip", upload `payload` as `name`, press "Add dataset"."""
+    at.radio(key="source").set_value("Upload a zip").run()
+    at.file_uploader(key="zip_upload").upload(name, payload, "application/zip").run()
+    return at.button(key="zip_add").click().run()
+
+
 def plotly_values(v) -> np.ndarray:
     """A trace array from a chart's JSON spec: a plain list, or Plotly's base64 typed array."""
     if isinstance(v, dict) and "bdata" in v:

@@ -7,15 +7,14 @@ import builtins
 import errno
 import io
 import os
-import zipfile
 from pathlib import Path
 
 import pytest
 from streamlit import config
 
 from core import access, data, demo
-from tests.conftest import make_class_folders
-from tests.pages.conftest import open_page
+from tests.conftest import make_class_folders, zipped_class_folders
+from tests.pages.conftest import add_zip, open_page
 
 
 def _texts(at) -> str:
@@ -156,14 +155,7 @@ def test_data_page_writes_on_a_read_only_or_full_workspace_are_messages(
     assert not at.exception, at.exception
     assert any("Could not store the decoded images" in e.value for e in at.error)
 
-    make_class_folders(tmp_path / "zoo", {"ants": 3, "bees": 3})
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for f in (tmp_path / "zoo").rglob("*.png"):
-            z.write(f, f"zoo/{f.relative_to(tmp_path / 'zoo')}")
-    at.radio(key="source").set_value("Upload a zip").run()
-    at.file_uploader(key="zip_upload").upload("zoo.zip", buf.getvalue(), "application/zip").run()
-    at.button(key="zip_add").click().run()
+    add_zip(at, "zoo.zip", zipped_class_folders(tmp_path / "zoo", {"ants": 3, "bees": 3}))
     assert not at.exception, at.exception
     assert any("Could not add the dataset" in e.value for e in at.error)
     assert sorted(p.relative_to(workspace) for p in workspace.rglob("*")) == before  # nothing changed

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data
-from tests.conftest import REPO, make_class_folders
+from tests.conftest import REPO, zipped_class_folders
+from tests.pages.conftest import add_zip
 
 PAGE = str(REPO / "pages" / "data.py")
 
@@ -90,14 +88,7 @@ def test_folder_with_problems_and_missing_folder(app, messy_folder, tmp_path):
 
 
 def test_zip_upload_adds_a_dataset(app, tmp_path, workspace):
-    make_class_folders(tmp_path / "zoo", {"ants": 5, "bees": 5})
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for f in (tmp_path / "zoo").rglob("*.png"):
-            z.write(f, f"zoo/{f.relative_to(tmp_path / 'zoo')}")
-    app.radio(key="source").set_value("Upload a zip").run()
-    app.file_uploader(key="zip_upload").upload("zoo.zip", buf.getvalue(), "application/zip").run()
-    app.button(key="zip_add").click().run()
+    add_zip(app, "zoo.zip", zipped_class_folders(tmp_path / "zoo", {"ants": 5, "bees": 5}))
     assert not app.exception, app.exception
     assert "Added 'zoo'" in _texts(app)
     assert sorted(p.name for p in (workspace / "datasets" / "zoo").iterdir()) == ["ants", "bees"]
