@@ -15,8 +15,6 @@ from typing import NoReturn
 
 from core.data import DataError
 
-PRECISION_CHOICES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-
 
 class Parser(argparse.ArgumentParser):
     """argparse with the CLI's promise: a bad command line is one `error: ...` line and exit code 2.
@@ -116,11 +114,7 @@ def cmd_data_get(args: argparse.Namespace) -> int:
     from core import download
 
     def report(stage: str, done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            end = "\n" if done == total else ""
-            print(
-                f"\r{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB", end=end, file=sys.stderr, flush=True
-            )
+        _progress_line(f"{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     args.path = str(download.get(args.name, args.workspace, args.url, report))
     return cmd_data_scan(args)  # the report lists the photos that will be left out
@@ -285,14 +279,12 @@ def _train_config(args: argparse.Namespace):
     """The finalized, checked TrainConfig the train flags describe (TensorFlow imported quietly)."""
     from core import runs
     from core.data import load_split
-    from core.train import RECIPES, TrainConfig, check_inputs, default_settings, finalize
+    from core.train import TrainConfig, check_inputs, default_settings, finalize
 
     values: dict = {}
     if args.config:
         values.update(read_config_file(args.config))
     mode = args.mode or values.get("mode", "scratch")
-    if args.recipe not in RECIPES:
-        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)}")
     flags = {
         field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None
     }
@@ -427,6 +419,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The allowed values come from core (no Keras import: the config part of core.train has none).
+    from core.images import RESIZE_POLICIES
+    from core.train import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
+
     parser = Parser(prog="python -m core", description="Convnet Workbench command line")
     parser.add_argument("--workspace", help="workspace folder (default: $CONVNET_WORKSPACE or ./workspace)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -469,31 +465,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--recipe",
         default="default",
+        choices=list(RECIPES),
         help="starting settings without --config: default (fitted to the network: its own image size, "
         "a pooled head at Adam 3e-4 on pretrained bases) or seed (the tutorials' settings exactly)",
     )
-    t.add_argument("--mode", choices=["scratch", "features", "frozen", "finetune"])
+    t.add_argument("--mode", choices=MODES)
     t.add_argument(
         "--model",
         help="scratch net (seed000, seed002, seed003, small, compact) or base (vgg16, mobilenet_0.5, ...)",
     )
     t.add_argument("--size", type=int, help="image size in pixels")
-    t.add_argument("--resize", choices=["stretch", "crop", "pad"])
+    t.add_argument("--resize", choices=RESIZE_POLICIES)
     t.add_argument("--augment", help="augmentation preset or saved config name")
     t.add_argument("--weights", help="imagenet, none, or a path to a weights file")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="learning rate")
-    t.add_argument("--optimizer", choices=["rmsprop", "adam", "sgd"])
-    t.add_argument("--schedule", choices=["constant", "cosine", "plateau"])
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     t.add_argument("--seed", type=int)
-    t.add_argument("--precision", choices=PRECISION_CHOICES)
+    t.add_argument("--precision", choices=PRECISIONS)
     t.add_argument("--xla", choices=["auto", "on", "off"])
     t.add_argument("--from-run", help="fine-tune: the run to start from")
     t.add_argument("--unfreeze-from", help="fine-tune: first base layer to train, e.g. block5_conv1")
     t.add_argument("--unfreeze-top", type=int, help="fine-tune: train the top N weight layers of the base")
-    t.add_argument("--head-pooling", choices=["flatten", "avg"])
+    t.add_argument("--head-pooling", choices=POOLINGS)
     t.add_argument("--name", help="a label for the run")
     settings = t
     f = sub.add_parser(
@@ -547,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doc.add_argument(
         "--precision",
-        choices=[*PRECISION_CHOICES, "bfloat16", "float16"],
+        choices=[*PRECISIONS, "bfloat16", "float16"],
         default="auto",
         help="the precision to check (default auto: what a run would pick)",
     )
