@@ -32,7 +32,6 @@ __all__ = [
     "BASES",
     "LAST_CONV",
     "PREPROCESS_MODES",
-    "SCRATCH_DEFAULT_SIZE",
     "SCRATCH_NETS",
     "BaseSpec",
     "Preprocess",
@@ -144,7 +143,7 @@ SCRATCH_NETS: dict[str, ScratchSpec] = {
     "compact": ScratchSpec(
         description="Today's practice, small: 4 conv blocks (32-64-128-128), each with batch "
         "normalisation, global average pooling. 0.24 M weights; learns the demo shapes to about 97% "
-        "at 32 px in a few minutes on a laptop CPU.",
+        "at 32 px in 12 epochs (under a minute on a 2-core CPU with bfloat16).",
         default_size=32,
         convs=lambda o: [int(o["filters"]) * 2 ** min(i, 2) for i in range(int(o["depth"]))],
         padding="same",
@@ -154,8 +153,6 @@ SCRATCH_NETS: dict[str, ScratchSpec] = {
         batch_norm=True,
     ),
 }
-
-SCRATCH_DEFAULT_SIZE: dict[str, int] = {name: spec.default_size for name, spec in SCRATCH_NETS.items()}
 
 
 def _scratch_options(name: str, options: dict[str, Any]) -> tuple[ScratchSpec, dict[str, Any]]:

@@ -244,7 +244,7 @@ FINETUNE_EPOCHS = 10
 
 
 # "Quick demo settings": the compact net at 32 px learns the demo shapes to ~97% test accuracy in
-# 12 epochs (about 25 s on a Zen 4, a few minutes on a 2-core AVX2 laptop); see docs/benchmarks.md.
+# 12 epochs (23 s of training on a 2-core Zen 4; benchmarks/bench_quick_demo.py).
 QUICK_DEMO: dict[str, Any] = {
     "mode": "scratch",
     "model": "compact",
@@ -256,6 +256,17 @@ QUICK_DEMO: dict[str, Any] = {
     "batch_size": 64,
     "augment_name": "none",
 }
+
+
+def _scratch_net(name: str):
+    """The ScratchSpec of a scratch net; ConfigError naming the choices for any other name."""
+    from core import models
+
+    if name not in models.SCRATCH_NETS:
+        raise ConfigError(
+            f"model: '{name}' is not a scratch net; choose one of {', '.join(models.SCRATCH_NETS)}"
+        )
+    return models.SCRATCH_NETS[name]
 
 
 def default_settings(mode: str, model: str | None = None, recipe: str = "default") -> dict[str, Any]:
@@ -282,10 +293,7 @@ def default_settings(mode: str, model: str | None = None, recipe: str = "default
     from core import models
 
     if mode == "scratch":
-        if settings["model"] not in models.SCRATCH_NETS:
-            raise ConfigError(f"model: '{settings['model']}' is not a scratch net; choose one of "
-                              f"{', '.join(models.SCRATCH_NETS)}")  # fmt: skip
-        settings["image_size"] = models.SCRATCH_DEFAULT_SIZE[settings["model"]]
+        settings["image_size"] = _scratch_net(settings["model"]).default_size
     elif mode in ("features", "frozen"):
         settings.update(HEAD_DEFAULTS, image_size=models.base_spec(settings["model"]).default_size)
     else:
@@ -974,10 +982,7 @@ def finalize(config: TrainConfig, workspace: str | os.PathLike | None = None) ->
                     f"(its last block starts at '{spec.finetune_from}')"
                 )
     elif config.mode == "scratch":
-        if config.model not in models.SCRATCH_NETS:
-            raise ConfigError(f"model: '{config.model}' is not a scratch net; choose one of "
-                              f"{', '.join(models.SCRATCH_NETS)}")  # fmt: skip
-        unknown = sorted(set(config.scratch_options) - set(models.SCRATCH_NETS[config.model].options))
+        unknown = sorted(set(config.scratch_options) - set(_scratch_net(config.model).options))
         if unknown:
             raise ConfigError(f"scratch_options: {config.model} has no option(s) {', '.join(unknown)}")
     else:

@@ -45,7 +45,7 @@ def test_scratch_param_counts(name, size, expected):
     assert M.param_counts(model) == (expected, 0)
     assert model.name == name
     assert model.get_layer(M.LAST_CONV) is M.last_conv_layer(model)
-    assert M.SCRATCH_DEFAULT_SIZE[name] == size
+    assert M.SCRATCH_NETS[name].default_size == size
 
 
 def test_compact_net_normalises_every_block_and_explains_after_the_last_activation():
@@ -56,7 +56,7 @@ def test_compact_net_normalises_every_block_and_explains_after_the_last_activati
     assert not any(layer.use_bias for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     assert M.last_conv_layer(model).name == "relu4"  # Grad-CAM on the 4x4 map after BN and ReLU
     assert model.output_shape == (None, 4)
-    assert M.SCRATCH_DEFAULT_SIZE["compact"] == 32
+    assert M.SCRATCH_NETS["compact"].default_size == 32
 
 
 def test_softmax_changes_only_the_output_layer():
