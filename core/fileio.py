@@ -71,3 +71,44 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def repair_jsonl(path: str | os.PathLike) -> int:
+    """Make a JSON-lines file end with a newline, so the next append starts a row of its own: a torn
+    last line (writer killed mid-write) is cut off, or ended if it is a whole row. Returns bytes cut."""
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        end, keep = size, 0
+        while end > 0:  # the last newline, reading backwards
+            begin = max(0, end - 65536)
+            f.seek(begin)
+            i = f.read(end - begin).rfind(b"\n")
+            if i >= 0:
+                keep = begin + i + 1
+                break
+            end = begin
+        f.seek(keep)
+        tail = f.read()
+        try:
+            whole = isinstance(json.loads(tail), dict)
+        except ValueError:
+            whole = False
+        if whole:
+            f.seek(size)
+            f.write(b"\n")
+            cut = 0
+        else:
+            f.truncate(keep)
+            cut = size - keep
+        f.flush()
+        os.fsync(f.fileno())
+    return cut

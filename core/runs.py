@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from core.fileio import atomic_write_json, read_json, read_jsonl
-from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, subdir
+from core.fileio import append_jsonl, atomic_write_json, read_json, read_jsonl, repair_jsonl
+from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, subdir, temp_owner
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
@@ -286,47 +286,6 @@ def metrics(run_id: str, workspace: str | os.PathLike | None = None) -> list[dic
     return read_jsonl(run_dir(run_id, workspace) / "metrics.jsonl")
 
 
-def repair_jsonl(path: Path) -> int:
-    """Make a JSON-lines file end with a newline, so the next append starts a row of its own: a torn
-    last line (writer killed mid-write) is cut off, or ended if it is a whole row. Returns bytes cut."""
-    try:
-        f = open(path, "r+b")
-    except FileNotFoundError:
-        return 0
-    with f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        end, keep = size, 0
-        while end > 0:  # the last newline, reading backwards
-            begin = max(0, end - 65536)
-            f.seek(begin)
-            i = f.read(end - begin).rfind(b"\n")
-            if i >= 0:
-                keep = begin + i + 1
-                break
-            end = begin
-        f.seek(keep)
-        tail = f.read()
-        try:
-            whole = isinstance(json.loads(tail), dict)
-        except ValueError:
-            whole = False
-        if whole:
-            f.seek(size)
-            f.write(b"\n")
-            cut = 0
-        else:
-            f.truncate(keep)
-            cut = size - keep
-        f.flush()
-        os.fsync(f.fileno())
-    return cut
-
-
 # ---------------------------------------------------------------------------- the queue
 
 
@@ -371,8 +330,8 @@ def _earlier_live_ticket(queue: Path, mine: str) -> bool:
         if name >= mine:
             break
         if name.startswith(TEMP_PREFIX):  # a ticket being written; its writer may have been killed
-            owner = name[len(TEMP_PREFIX) :].split("-", 1)[0]
-            if owner.isdigit() and not pid_alive(int(owner)):
+            owner = temp_owner(name)
+            if owner is not None and not pid_alive(owner):
                 (queue / name).unlink(missing_ok=True)
             continue
         if name.startswith(".") or not name.endswith(".json"):
@@ -629,10 +588,8 @@ class RunControl:
         """Append a row to metrics.jsonl (one write ending in a newline)."""
         if not self.exists():
             raise RunDeleted(f"run '{self.path.name}' was deleted")
-        line = json.dumps({**row, "time": time.time()}, separators=(",", ":")) + "\n"
         try:
-            with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:  # never creates the folder
-                f.write(line)
+            append_jsonl(self.path / "metrics.jsonl", {**row, "time": time.time()})  # never makes folders
         except FileNotFoundError:
             raise RunDeleted(f"run '{self.path.name}' was deleted") from None
 
@@ -745,7 +702,7 @@ def _write_final(path: Path, final: dict[str, Any]) -> str | None:
 
 def _remove_stray(path: Path) -> None:
     """A deleted run's folder that something re-created (without config.json) goes again."""
-    if path.is_dir() and not (path / "config.json").exists():
+    if path.is_dir() and not _exists(path):
         shutil.rmtree(path, ignore_errors=True)
 
 

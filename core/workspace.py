@@ -69,7 +69,7 @@ def make_temp_dir(parent: str | os.PathLike, label: str) -> Path:
     return path
 
 
-def _owner(name: str) -> int | None:
+def temp_owner(name: str) -> int | None:
     """The pid in a temporary's name, or None when the name is not one of ours."""
     if not name.startswith(TEMP_PREFIX):
         return None
@@ -100,7 +100,7 @@ def clean_leftovers(root: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
         for path in entries:
-            owner = _owner(path.name)
+            owner = temp_owner(path.name)
             dead_temp = owner is not None and owner != os.getpid() and not pid_alive(owner)
             if dead_temp or (folder == runs and path.name.startswith(TRASH_PREFIX)):
                 _remove(path)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from core import data, demo, evaluate, runs, train
-from core.fileio import atomic_write_json
+from core.fileio import atomic_write_json, repair_jsonl
 from core.train import TrainConfig
 from tests.conftest import CATSDOGS, WEIGHTS
 
@@ -692,7 +692,7 @@ def test_a_torn_metrics_line_does_not_swallow_the_next_row(workspace, monkeypatc
     assert (path / "metrics.jsonl").read_text().endswith("\n")
     # A whole row that only lost its newline is kept.
     (path / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 1}))
-    assert runs.repair_jsonl(path / "metrics.jsonl") == 0
+    assert repair_jsonl(path / "metrics.jsonl") == 0
     runs.RunControl(path).log({"kind": "epoch", "epoch": 2})
     assert [r["epoch"] for r in runs.metrics(path.name, workspace)] == [1, 2]
 
