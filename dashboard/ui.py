@@ -264,10 +264,13 @@ def write_error_text(e: OSError, what: str) -> str:
 
 @contextlib.contextmanager
 def writing(what: str) -> Iterator[None]:
-    """Turn a failed write (read-only or full workspace) into one message on the page;
-    the code after the block still runs."""
+    """A page action that writes: a refusal written for people (core's DataError, RunError,
+    ConfigError... are ValueErrors; an unknown saved name a KeyError) is shown as it is, and a
+    failed write (read-only or full workspace) as one sentence; the code after the block runs."""
     try:
         yield
+    except (ValueError, KeyError) as e:
+        show_error(e)
     except OSError as e:
         st.error(write_error_text(e, what), icon=":material/error:")
 

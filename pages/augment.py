@@ -125,12 +125,8 @@ def details(config: AugmentConfig, col: str) -> None:
     name = name_col.text_input("Save as", key=f"aug_{col}_save_name", placeholder="my-augmentation")
     if button_col.button("Save", key=f"aug_{col}_save", icon=":material/save:"):
         with ui.writing("save the settings"):
-            try:
-                augment.save_config(name, config)
-            except (ValueError, KeyError) as e:
-                ui.show_error(e)
-            else:
-                st.success(f"Saved '{name.strip()}'. The Train page lists it now.")
+            augment.save_config(name, config)
+            st.success(f"Saved '{name.strip()}'. The Train page lists it now.")
 
 
 def compare_column(col: str, images: np.ndarray, seeds: list[int], default: str) -> None:

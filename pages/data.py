@@ -46,10 +46,7 @@ def download_ui(name: str = "dogs-vs-cats") -> Path | None:
 
     folder = None
     with ui.writing("save the download"):
-        try:
-            folder = download.get(source.name, progress=report)
-        except DataError as e:
-            ui.show_error(e)
+        folder = download.get(source.name, progress=report)
     bar.empty()
     if folder is not None:
         st.success(f"Downloaded and unpacked {source.title}. The scan below lists the files left out.")
@@ -88,10 +85,7 @@ def dataset_source_ui() -> Path | None:
     if st.button("Add dataset", key="zip_add", type="primary"):
         folder = None
         with st.spinner("Unpacking..."), ui.writing("add the dataset"):
-            try:
-                folder = archive.extract_zip(upload.getvalue(), subdir("datasets"), name)
-            except DataError as e:
-                ui.show_error(e)
+            folder = archive.extract_zip(upload.getvalue(), subdir("datasets"), name)
         if folder is None:
             return None
         st.success(f"Added '{folder.name}'. Find it under 'Saved dataset' from now on.")
@@ -185,12 +179,8 @@ def save_ui(split: data.Split) -> None:
     name = name_col.text_input("Split name", value=default, key="split_name")
     if button_col.button("Save split", key="save_split", type="primary", icon=":material/save:"):
         with ui.writing("save the split"):
-            try:
-                path = data.save_split(split, name=name)
-            except DataError as e:
-                ui.show_error(e)
-            else:
-                st.success(f"Saved split '{path.stem}'. The Train page can use it now.")
+            path = data.save_split(split, name=name)
+            st.success(f"Saved split '{path.stem}'. The Train page can use it now.")
 
 
 def prepare_ui(split: data.Split) -> None:

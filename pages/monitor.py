@@ -62,12 +62,8 @@ def controls(run_id: str, status: dict) -> None:
             help="Continue from the last saved epoch, with the optimizer's state.",
         ):
             with ui.writing("resume the run"):
-                try:
-                    runs.resume(run_id)
-                except ValueError as e:
-                    ui.show_error(e)
-                else:
-                    st.rerun()
+                runs.resume(run_id)
+                st.rerun()
 
 
 def live(run_id: str, smoothing: float, per_batch: bool) -> None:
@@ -219,13 +215,9 @@ def edit_ui(chosen: list[dict]) -> None:
         elif c2.checkbox("Yes, delete this run and its models", key=f"delete_confirm_{run['id']}"):
             if c2.button("Delete run", key="delete_run", type="primary", icon=":material/delete:"):
                 with ui.writing("delete the run"):
-                    try:
-                        runs.delete(run["id"])
-                    except ValueError as e:
-                        ui.show_error(e)
-                    else:
-                        st.session_state.pop("monitor_run", None)
-                        st.rerun()
+                    runs.delete(run["id"])
+                    st.session_state.pop("monitor_run", None)
+                    st.rerun()
 
 
 st.title("Monitor")

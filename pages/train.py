@@ -382,13 +382,9 @@ with st.expander("Find a learning rate", expanded="train_lr_finding" in st.sessi
     lr_find_ui(config)
 if st.button("Start training", key="train_launch", type="primary", icon=":material/play_arrow:"):
     with ui.writing("start the run"):
-        try:
-            final = train.finalize(config, ui.workspace())
-            train.check_inputs(final, ui.workspace())  # offline ImageNet, a missing file: say so now
-            run_id = runs.submit(final.to_dict())
-        except (ValueError, KeyError) as e:
-            ui.show_error(e)
-        else:
-            st.success(f"Started run `{run_id}`. It keeps going if you leave this page.")
-            ui.link_to("Monitor", "Watch it on the Monitor page")
+        final = train.finalize(config, ui.workspace())
+        train.check_inputs(final, ui.workspace())  # offline ImageNet, a missing file: say so now
+        run_id = runs.submit(final.to_dict())
+        st.success(f"Started run `{run_id}`. It keeps going if you leave this page.")
+        ui.link_to("Monitor", "Watch it on the Monitor page")
 ui.active_runs_ui()
