@@ -8,6 +8,8 @@ import platform
 import re
 from pathlib import Path
 
+from core.devices import cpu_name
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = (
     "# Benchmarks\n\nSpeed measured side by side in one run. Re-run with the command shown in each section.\n"
@@ -16,14 +18,7 @@ HEADER = (
 
 def machine() -> str:
     """One line: CPU model, cores, memory, Python and library versions, date."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     mem = ""
     try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])

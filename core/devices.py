@@ -322,7 +322,8 @@ def _versions(backend: str) -> str:
     return ", ".join(parts)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -415,7 +416,7 @@ def doctor(
 
     bf16 = cpu_has_bf16()
     out(
-        f"cpu         {_cpu_name()} ({os.cpu_count()} cores); bfloat16 instructions: "
+        f"cpu         {cpu_name()} ({os.cpu_count()} cores); bfloat16 instructions: "
         + ("yes (avx512_bf16 or amx_bf16)" if bf16 else "no")
     )
     found = gpus()
