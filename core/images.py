@@ -325,8 +325,6 @@ def check_image(path: str | os.PathLike) -> str | None:
         return str(e)
     except Image.DecompressionBombError:
         return f"too large (over {MAX_PIXELS // 1_000_000} megapixels)"
-    except UnidentifiedImageError:
-        return "not an image (unrecognised file contents)"
     except OSError as e:
         return f"unreadable image ({e})"
     except Exception as e:  # Pillow raises assorted errors on hostile files
