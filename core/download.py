@@ -117,10 +117,8 @@ def download(
                 "try again: it continues where it stopped"
             )
     if sha256:
-        digest = hashlib.sha256()
         with open(part, "rb") as f:
-            while block := f.read(CHUNK):
-                digest.update(block)
+            digest = hashlib.file_digest(f, "sha256")
         if digest.hexdigest() != sha256.lower():
             part.unlink(missing_ok=True)
             raise DataError(f"the file from {host} is not the expected one (SHA-256 differs); it was removed")

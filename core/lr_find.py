@@ -37,9 +37,6 @@ class LRFinding:
     suggestion: float
     diverged: bool
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 class _Trial:
     """Stands in for a run's RunControl while the model and data are prepared: progress messages
