@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import os
+import re
+import subprocess
+import sys
+import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +70,66 @@ def messy_folder(tmp_path) -> Path:
     for name, make in {**imagefiles.BAD_MAKERS, **imagefiles.ODD_MAKERS}.items():
         make(root / "cats" / name)
     return root
+
+
+def run_cli(*args: str, workspace, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` in a subprocess with this workspace; output captured as text."""
+    env = {**os.environ, **(env or {}), "CONVNET_WORKSPACE": str(workspace)}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def pet_zip(tmp_path) -> bytes:
+    """Like Microsoft's archive: PetImages/{Cat,Dog}/N.jpg with some broken files, and loose
+    files beside PetImages/."""
+    for cls in ("Cat", "Dog"):
+        for i in range(6):
+            imagefiles.noisy(tmp_path / "src" / cls / f"{i}.jpg", seed=i + (10 if cls == "Dog" else 0))
+    imagefiles.zero_bytes(tmp_path / "src" / "Cat" / "666.jpg")
+    imagefiles.text_as_jpg(tmp_path / "src" / "Dog" / "11702.jpg")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme[1].txt", "Microsoft Cats and Dogs")
+        for f in sorted((tmp_path / "src").rglob("*.jpg")):
+            z.write(f, f"PetImages/{f.relative_to(tmp_path / 'src')}")
+    return buf.getvalue()
+
+
+class RangeServer:
+    """Serves `body` at /pets.zip; records each request's Range header; can cut a response short."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.ranges, self.cut_at = body, [], None
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path != "/pets.zip":
+                    self.send_error(404)
+                    return
+                wanted = self.headers.get("Range")
+                outer.ranges.append(wanted)
+                start = int(re.match(r"bytes=(\d+)-", wanted).group(1)) if wanted else 0
+                if start >= len(outer.body):
+                    self.send_error(416)
+                    return
+                self.send_response(206 if wanted else 200)
+                self.send_header("Content-Length", str(len(outer.body) - start))
+                self.end_headers()
+                payload = outer.body[start:]
+                if outer.cut_at is not None:
+                    payload, outer.cut_at = payload[: outer.cut_at], None
+                self.wfile.write(payload)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/pets.zip"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, make_class_folders
-
-
-def run_cli(*args: str, workspace, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env or {}), "CONVNET_WORKSPACE": str(workspace)}
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+from tests.conftest import make_class_folders, run_cli
 
 
 def test_scan_split_materialize_list(tmp_path, workspace, messy_folder):

@@ -3,79 +3,19 @@ small zip the test builds: download, resume, size check, offline message, scan r
 
 from __future__ import annotations
 
-import http.server
-import io
-import re
 import socket
-import threading
-import zipfile
 from collections.abc import Iterator
 
 import pytest
 
 from core import data, download
 from core.data import DataError
-from tests import imagefiles
-
-
-def _pet_zip(tmp_path) -> bytes:
-    """Like Microsoft's archive: PetImages/{Cat,Dog}/N.jpg with some broken files, and loose
-    files beside PetImages/."""
-    for cls in ("Cat", "Dog"):
-        for i in range(6):
-            imagefiles.noisy(tmp_path / "src" / cls / f"{i}.jpg", seed=i + (10 if cls == "Dog" else 0))
-    imagefiles.zero_bytes(tmp_path / "src" / "Cat" / "666.jpg")
-    imagefiles.text_as_jpg(tmp_path / "src" / "Dog" / "11702.jpg")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("readme[1].txt", "Microsoft Cats and Dogs")
-        for f in sorted((tmp_path / "src").rglob("*.jpg")):
-            z.write(f, f"PetImages/{f.relative_to(tmp_path / 'src')}")
-    return buf.getvalue()
-
-
-class _Server:
-    """Serves `body` at /pets.zip; records each request's Range header; can cut a response short."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body, self.ranges, self.cut_at = body, [], None
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path != "/pets.zip":
-                    self.send_error(404)
-                    return
-                wanted = self.headers.get("Range")
-                outer.ranges.append(wanted)
-                start = int(re.match(r"bytes=(\d+)-", wanted).group(1)) if wanted else 0
-                if start >= len(outer.body):
-                    self.send_error(416)
-                    return
-                self.send_response(206 if wanted else 200)
-                self.send_header("Content-Length", str(len(outer.body) - start))
-                self.end_headers()
-                payload = outer.body[start:]
-                if outer.cut_at is not None:
-                    payload, outer.cut_at = payload[: outer.cut_at], None
-                self.wfile.write(payload)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/pets.zip"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.conftest import RangeServer, pet_zip, run_cli
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[_Server]:
-    s = _Server(_pet_zip(tmp_path))
+def server(tmp_path) -> Iterator[RangeServer]:
+    s = RangeServer(pet_zip(tmp_path))
     yield s
     s.close()
 
@@ -131,8 +71,6 @@ def test_the_url_can_be_set_by_the_operator(monkeypatch):
 
 
 def test_cli_data_get_downloads_and_prints_the_scan(server, workspace):
-    from tests.test_cli import run_cli
-
     out = run_cli("data", "get", "dogs-vs-cats", "--url", server.url, workspace=workspace)
     assert out.returncode == 0, out.stderr
     assert "images: 12" in out.stdout and "left out: 2" in out.stdout and "Cat/666.jpg" in out.stdout

@@ -105,9 +105,9 @@ def test_bad_zip_is_a_clear_message(app, workspace):
 
 def test_download_dogs_vs_cats_from_a_local_mirror(app, workspace, tmp_path, monkeypatch):
     from core import download
-    from tests.test_download import _pet_zip, _Server
+    from tests.conftest import RangeServer, pet_zip
 
-    server = _Server(_pet_zip(tmp_path))
+    server = RangeServer(pet_zip(tmp_path))
     monkeypatch.setenv(download.SOURCES["dogs-vs-cats"].url_env, server.url)
     try:
         app.radio(key="source").set_value("Download Dogs vs. Cats").run()
