@@ -204,6 +204,9 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field
     "lr": "learning_rate",
     "optimizer": "optimizer",
     "schedule": "lr_schedule",
+    "warmup_epochs": "warmup_epochs",
+    "weight_decay": "weight_decay",
+    "label_smoothing": "label_smoothing",
     "patience": "patience",
     "seed": "seed",
     "precision": "precision",
@@ -472,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", choices=MODES)
     t.add_argument(
         "--model",
-        help="scratch net (seed000, seed002, seed003, small, compact) or base (vgg16, mobilenet_0.5, ...)",
+        help="scratch net (seed000, seed002, seed003, small, compact, resnet) or base (vgg16, mobilenet_0.5, ...)",
     )
     t.add_argument("--size", type=int, help="image size in pixels")
     t.add_argument("--resize", choices=RESIZE_POLICIES)
@@ -483,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="learning rate")
     t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--warmup-epochs", type=int, help="raise the learning rate from 0 over these epochs")
+    t.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay, e.g. 0.05")
+    t.add_argument("--label-smoothing", type=float, help="e.g. 0.1: targets 0.9 / 0.1 instead of 1 / 0")
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)

@@ -301,6 +301,16 @@ PRESETS: dict[str, AugmentConfig] = {
         hue=0.05,
         fill_mode="reflect",
     ),
+    "photos": AugmentConfig(
+        horizontal_flip=True,
+        rotation_deg=15,
+        width_shift=0.1,
+        height_shift=0.1,
+        zoom=0.2,
+        brightness=0.1,
+        contrast=0.2,
+        fill_mode="reflect",
+    ),
 }
 
 PRESET_NOTES: dict[str, str] = {
@@ -321,6 +331,11 @@ PRESET_NOTES: dict[str, str] = {
         "Stronger geometric and colour changes that still look like real photos: left-right flips only "
         "(upside-down pets are not realistic), ±30° rotation, 15% shifts, 10° shear, ±30% zoom, "
         "brightness/contrast/saturation jitter and a small hue shift."
+    ),
+    "photos": (
+        "What the ResNet recipe trains with on photos: left-right flips, ±15° rotation, 10% shifts, "
+        "±20% zoom, a little brightness and contrast change, reflected edges. Milder than 'strong': a "
+        "net learning from a few thousand photos needs variety, not pictures it can no longer read."
     ),
 }
 

@@ -152,3 +152,24 @@ class RandomAffine(BaseImagePreprocessingLayer):
             "interpolation": self.interpolation,
             "seed": self.seed,
         }
+
+
+@keras.saving.register_keras_serializable(package="convnet")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing for int class labels.
+
+    keras.losses.SparseCategoricalCrossentropy has no label_smoothing; this one-hot encodes the
+    labels and calls keras.losses.categorical_crossentropy, which has it.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(y_true, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -105,7 +105,7 @@ def find_lr(
         make_plan = train._plan_features if config.mode == "features" else train._plan_images
         fit, _ = make_plan(trial, config, data, plan, num_classes)
         # A constant rate that this loop sets before every batch (a schedule would override it).
-        constant = dataclasses.replace(config, lr_schedule="constant", learning_rate=min_lr)
+        constant = dataclasses.replace(config, lr_schedule="constant", warmup_epochs=0, learning_rate=min_lr)
         train.compile_model(fit.model, constant, num_classes, fit.steps, plan["jit_compile"])
         feed = fit.x if fit.y is None else train.batches(fit.x, fit.y, config.batch_size, True, config.seed)
         return _sweep(fit.model, feed, min_lr, max_lr, steps, progress)

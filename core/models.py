@@ -74,10 +74,15 @@ def output_layer(num_classes: int) -> layers.Dense:
     return layers.Dense(num_classes, activation="softmax", name="output", dtype="float32")
 
 
-def loss_for(num_classes: int) -> str:
-    """Keras loss name for int class-index labels: binary for 2 classes, sparse categorical for more."""
+def loss_for(num_classes: int, label_smoothing: float = 0.0) -> str | keras.losses.Loss:
+    """The loss for int class-index labels: binary cross-entropy for 2 classes, sparse categorical for
+    more; with label smoothing, the loss objects that apply it."""
     if num_classes < 2:
         raise ValueError(f"Need at least 2 classes, got {num_classes}.")
+    if label_smoothing:
+        if num_classes == 2:
+            return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        return core.layers.SparseSmoothedCrossentropy(label_smoothing)
     return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
 
 
@@ -97,6 +102,7 @@ class ScratchSpec:
     head: str  # "flatten_dense" (Flatten, Dropout, Dense units), "gap"/"gmp" (GlobalAvg/MaxPool, Dropout)
     options: dict[str, Any] = field(default_factory=dict)  # option name -> default
     batch_norm: bool = False  # conv (no bias) -> BatchNormalization -> ReLU instead of conv + ReLU
+    residual: bool = False  # a strided stem, then one residual block per width (see _residual_net)
 
 
 SCRATCH_NETS: dict[str, ScratchSpec] = {
@@ -152,6 +158,20 @@ SCRATCH_NETS: dict[str, ScratchSpec] = {
         options={"filters": 32, "depth": 4, "dropout": 0.2},
         batch_norm=True,
     ),
+    "resnet": ScratchSpec(
+        description="Today's practice for photos: a ResNet-style net (a strided stem, then residual "
+        "blocks of 32-64-128-256 filters with batch normalisation, global average pooling). 1.2 M "
+        "weights at 128 px; with its recipe (AdamW, cosine schedule with warm-up, label smoothing, "
+        "the 'photos' augmentation) it beats seed 000's net at equal training time.",
+        default_size=128,
+        convs=lambda o: [int(o["filters"]) * 2**i for i in range(int(o["depth"]))],
+        padding="same",
+        pool_after_last=False,
+        head="gap",
+        options={"filters": 32, "depth": 4, "dropout": 0.2},
+        batch_norm=True,
+        residual=True,
+    ),
 }
 
 
@@ -176,6 +196,8 @@ def _scratch_options(name: str, options: dict[str, Any]) -> tuple[ScratchSpec, d
 
 def _final_size(spec: ScratchSpec, n_convs: int, size: int) -> int:
     """Spatial size after the conv/pool stack (< 1 means the input is too small)."""
+    if spec.residual:  # stride 2 in the stem and in every block but the first
+        return size // 2**n_convs
     for i in range(n_convs):
         if spec.padding == "valid":
             size -= 2
@@ -205,7 +227,9 @@ def build_scratch(
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
     x = layers.Rescaling(1.0 / 255, name="rescaling")(x)
-    for i, f in enumerate(filters, start=1):
+    if spec.residual:
+        x = _residual_net(x, filters)
+    for i, f in enumerate([] if spec.residual else filters, start=1):
         last = i == len(filters)
         conv_name = LAST_CONV if last else f"conv{i}"
         if spec.batch_norm:
@@ -236,6 +260,32 @@ def build_scratch(
             x = layers.Dropout(opts["dropout"], name="dropout")(x)
     outputs = output_layer(num_classes)(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _conv_bn(x, filters: int, kernel: int, strides: int, name: str, relu: bool = True):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(
+        x
+    )
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)  # 0.9: see build_scratch
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _residual_net(x, filters: list[int]):
+    """ResNet's basic blocks, one per width: 3x3 conv-BN-ReLU, 3x3 conv-BN, plus the input (through a
+    strided 1x1 conv-BN where the shape changes), then ReLU. The stem halves the side so the first
+    block runs at a quarter of the pixels; each later block halves it again. The final ReLU is
+    named "last_conv", the Grad-CAM target."""
+    x = _conv_bn(x, filters[0], 3, 2, "stem")
+    for i, f in enumerate(filters, start=1):
+        strides = 1 if i == 1 else 2
+        shortcut = x
+        if strides != 1 or x.shape[-1] != f:
+            shortcut = _conv_bn(x, f, 1, strides, f"block{i}_proj", relu=False)
+        y = _conv_bn(x, f, 3, strides, f"block{i}_a")
+        y = _conv_bn(y, f, 3, 1, f"block{i}_b", relu=False)
+        x = layers.Add(name=f"block{i}_add")([shortcut, y])
+        x = layers.ReLU(name=LAST_CONV if i == len(filters) else f"block{i}_out")(x)
+    return x
 
 
 # --------------------------------------------------------------------------------------------------

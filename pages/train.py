@@ -59,33 +59,48 @@ WIDGETS = {
     "optimizer": "train_optimizer",
     "learning_rate": "train_lr",
     "lr_schedule": "train_schedule",
+    "warmup_epochs": "train_warmup",
+    "weight_decay": "train_weight_decay",
+    "label_smoothing": "train_label_smoothing",
     "epochs": "train_epochs",
     "batch_size": "train_batch",
     "augment_name": "train_augment",
     "head_pooling": "train_head_pooling",
 }
 POOLINGS = {"avg": "global average pooling (any network)", "flatten": "flatten (the tutorials, VGG16)"}
+# Settings a recipe may leave out, at their "off" values: a new recipe starts from these.
+UNSET = {
+    "head_pooling": "flatten",
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+}
 
 
 def put_settings(settings: dict) -> None:
-    """Show these TrainConfig settings in the widgets (fields without a widget are skipped)."""
-    st.session_state.update({WIDGETS[k]: v for k, v in settings.items() if k in WIDGETS})
-    st.session_state.setdefault("train_head_pooling", "flatten")
-    st.session_state.setdefault("train_schedule", "constant")
+    """Show a recipe's TrainConfig settings in the widgets (fields without a widget are skipped);
+    the settings it leaves out go back to off (no warm-up, no label smoothing...)."""
+    st.session_state.update({WIDGETS[k]: v for k, v in {**UNSET, **settings}.items() if k in WIDGETS})
 
 
 def apply_mode_defaults(recipe: str = "default") -> None:
     """When the mode changes, put the recipe's settings for that mode into the widgets."""
     settings = train.default_settings(st.session_state["train_mode"], None, recipe)
-    put_settings({"head_pooling": "flatten", "lr_schedule": "constant", **settings})
+    put_settings(settings)
 
 
-def apply_model_size() -> None:
-    """A new network brings the image size it was made for (a base's ImageNet size)."""
+def apply_model_defaults() -> None:
+    """A new network brings the image size it was made for (a base's ImageNet size); a new scratch
+    net brings its whole recipe (the ResNet trains with AdamW, warm-up, label smoothing...)."""
     name = st.session_state["train_model"]
     mode = st.session_state["train_mode"]
     with contextlib.suppress(ValueError, KeyError):
-        st.session_state["train_size"] = train.default_settings(mode, name)["image_size"]
+        settings = train.default_settings(mode, name)
+        if mode == "scratch":
+            put_settings(settings)
+        else:
+            st.session_state["train_size"] = settings["image_size"]
 
 
 def size_note(model: str, size: int) -> None:
@@ -133,15 +148,16 @@ def config_ui(split_name: str) -> TrainConfig | None:
                 "Network",
                 names,
                 key="train_model",
-                on_change=apply_model_size,
-                help="seed000 is the tutorials' net; compact learns the demo in a minute or two.",
+                on_change=apply_model_defaults,
+                help="seed000 is the tutorials' net; resnet is today's practice for photos; compact "
+                "learns the demo in a minute or two. Each brings its own training settings.",
             )
             st.caption(models.SCRATCH_NETS[values["model"]].description)
         elif mode in ("features", "frozen"):
             if st.session_state.get("train_model") not in BASE_CHOICES:
                 st.session_state["train_model"] = "vgg16"
             values["model"] = st.selectbox(
-                "Pretrained network", BASE_CHOICES, key="train_model", on_change=apply_model_size
+                "Pretrained network", BASE_CHOICES, key="train_model", on_change=apply_model_defaults
             )
             st.caption(models.base_spec(values["model"]).description)
             source = st.radio(
@@ -237,6 +253,33 @@ def config_ui(split_name: str) -> TrainConfig | None:
             values["lr_schedule"] = c1.selectbox(
                 "Learning-rate schedule", list(train.SCHEDULES), key="train_schedule"
             )
+            values["warmup_epochs"] = c2.number_input(
+                "Warm-up epochs",
+                0,
+                100,
+                key="train_warmup",
+                help="The learning rate rises from 0 over these first epochs, so a new network's "
+                "first large steps do not throw it off course.",
+            )
+            values["label_smoothing"] = c1.number_input(
+                "Label smoothing",
+                0.0,
+                0.4,
+                step=0.05,
+                key="train_label_smoothing",
+                help="Aim at 0.9 for the right class instead of 1: the network stops chasing the "
+                "last few hard pictures and its probabilities are more honest.",
+            )
+            if values["optimizer"] == "adamw":
+                values["weight_decay"] = c2.number_input(
+                    "Weight decay",
+                    0.0,
+                    0.5,
+                    step=0.01,
+                    key="train_weight_decay",
+                    help="AdamW shrinks the weights a little each step; it keeps a network "
+                    "trained from scratch from memorising the pictures.",
+                )
             values["resize_policy"] = c2.selectbox(
                 "Fit pictures by", ["stretch", "crop", "pad"], key="train_resize"
             )

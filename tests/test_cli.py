@@ -243,6 +243,16 @@ def test_bad_input_is_one_error_line_exit_2_and_creates_no_run(tmp_path, workspa
         (("--mode", "frozen", "--model", "xception"), {"image_size": 299, "head_pooling": "avg"}),
         (("--mode", "scratch", "--model", "compact"), {"image_size": 32}),
         (
+            ("--mode", "scratch", "--model", "resnet", "--warmup-epochs", "5", "--label-smoothing", "0.05"),
+            {
+                "image_size": 128,
+                "optimizer": "adamw",
+                "weight_decay": 0.05,
+                "warmup_epochs": 5,
+                "label_smoothing": 0.05,
+            },
+        ),  # fmt: skip
+        (
             ("--mode", "features", "--recipe", "seed"),
             {"model": "vgg16", "image_size": 150, "head_pooling": "flatten", "learning_rate": 2e-5},
         ),

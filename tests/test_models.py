@@ -59,6 +59,42 @@ def test_compact_net_normalises_every_block_and_explains_after_the_last_activati
     assert M.SCRATCH_NETS["compact"].default_size == 32
 
 
+def test_resnet_is_residual_normalised_and_explains_after_the_last_block():
+    model = M.build_scratch("resnet", 128, 2)
+    assert model.count_params() == 1_229_537
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert [a.name for a in adds] == ["block1_add", "block2_add", "block3_add", "block4_add"]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 1 + 4 * 2 + 3 and all(n.momentum == 0.9 for n in norms)  # stem, blocks, 1x1s
+    assert not any(layer.use_bias for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    target = M.last_conv_layer(model)
+    assert target.name == M.LAST_CONV and target.output.shape == (None, 8, 8, 256)  # after the last add
+    assert M.SCRATCH_NETS["resnet"].default_size == 128
+    small = M.build_scratch("resnet", 32, 3, filters=8, depth=3)
+    assert small.get_layer(M.LAST_CONV).output.shape == (None, 4, 4, 32) and small.output_shape == (None, 3)
+    with pytest.raises(ValueError, match="at least 16 px"):
+        M.build_scratch("resnet", 8, 2)
+
+
+def test_loss_applies_label_smoothing_for_two_and_more_classes(tmp_path):
+    assert M.loss_for(2) == "binary_crossentropy" and M.loss_for(3) == "sparse_categorical_crossentropy"
+    binary = M.loss_for(2, 0.1)
+    assert (
+        isinstance(binary, keras.losses.BinaryCrossentropy) and binary.get_config()["label_smoothing"] == 0.1
+    )
+    labels = np.array([0, 2, 1])
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]], "float32")
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(3)[labels], probs)
+    assert float(M.loss_for(3, 0.1)(labels, probs)) == pytest.approx(float(smoothed), rel=1e-6)
+    plain = keras.losses.SparseCategoricalCrossentropy()(labels, probs)
+    assert float(M.loss_for(3, 0.1)(labels, probs)) > float(plain)  # confident right answers cost more
+    model = M.build_scratch("small", 32, 3, filters=4, depth=2)
+    model.compile(optimizer="adam", loss=M.loss_for(3, 0.1))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)  # the loss is registered
+    assert loaded.loss.label_smoothing == 0.1
+
+
 def test_softmax_changes_only_the_output_layer():
     two, three = M.build_scratch("seed000", 150, 2), M.build_scratch("seed000", 150, 3)
     rows2, rows3 = M.summary_rows(two), M.summary_rows(three)

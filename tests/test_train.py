@@ -565,6 +565,87 @@ def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
     )  # the demo settings are valid
 
 
+def test_resnet_recipe_is_a_named_choice_with_its_own_settings():
+    resnet = train.default_settings("scratch", "resnet")
+    assert resnet["model"] == "resnet" and resnet["image_size"] == 128
+    assert resnet["optimizer"] == "adamw" and resnet["weight_decay"] > 0
+    assert resnet["lr_schedule"] == "cosine" and resnet["warmup_epochs"] > 0
+    assert resnet["label_smoothing"] == 0.1 and resnet["augment_name"] == "photos"
+    TrainConfig.from_dict({"split": "s", "mode": "scratch", **resnet})  # valid as it stands
+    seed = train.default_settings("scratch", "seed000")
+    assert seed["optimizer"] == "rmsprop" and "warmup_epochs" not in seed  # other nets keep theirs
+    assert train.default_settings("scratch", "resnet", recipe="seed")["optimizer"] == "rmsprop"
+
+
+def test_warmup_rises_linearly_then_follows_the_schedule():
+    steps = 10
+    cosine = train.make_optimizer(
+        TrainConfig(split="s", lr_schedule="cosine", warmup_epochs=2, epochs=10, learning_rate=1e-3), steps
+    )
+    values = []
+    for step in (0, 10, 20, 60, 100):  # learning_rate reads the schedule at the optimizer's step
+        cosine.iterations.assign(step)
+        values.append(float(cosine.learning_rate))
+    assert values == pytest.approx([0.0, 5e-4, 1e-3, 5e-4, 0.0], abs=1e-9)
+    flat = train.make_optimizer(TrainConfig(split="s", warmup_epochs=2, epochs=10, learning_rate=1e-3), steps)
+    seen = []
+    for step in (0, 10, 20, 60, 100):
+        flat.iterations.assign(step)
+        seen.append(float(flat.learning_rate))
+    assert seen == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3], abs=1e-9)  # then constant
+
+
+def test_adamw_decays_kernels_but_not_batchnorm_or_biases():
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization()]
+    )
+    for v in model.trainable_variables:
+        v.assign(np.ones(v.shape, "float32"))
+    optimizer = train.make_optimizer(
+        TrainConfig(split="s", optimizer="adamw", weight_decay=0.5, learning_rate=0.1), 1
+    )
+    # Zero gradients: Adam's step is 0, so whatever moves is the decay alone.
+    optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in model.trainable_variables])
+    moved = {v.path.split("/")[-1]: float(np.asarray(v).mean()) for v in model.trainable_variables}
+    assert moved["kernel"] == pytest.approx(1 - 0.1 * 0.5)
+    assert moved["bias"] == moved["gamma"] == moved["beta"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"optimizer": "adam", "weight_decay": 0.05}, "weight_decay: applies to the adamw"),
+        ({"optimizer": "adamw", "weight_decay": 1.5}, "weight_decay: must be in"),
+        ({"lr_schedule": "plateau", "warmup_epochs": 2}, "warmup_epochs: works with"),
+        ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs: must be 0 or fewer"),
+        ({"label_smoothing": 0.5}, "label_smoothing: must be in"),
+        ({"label_smoothing": "a bit"}, "label_smoothing: must be a number"),
+    ],
+)
+def test_recipe_settings_that_cannot_run_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(split="s", **settings)
+
+
+def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_policy):
+    """The whole recipe (residual net, AdamW, warm-up, cosine, label smoothing, 'photos') runs end to
+    end in a run process; the logged rate climbs through the warm-up and falls after it."""
+    make_demo_split(workspace, per_class=8, size=48)
+    settings = {**train.default_settings("scratch", "resnet"), "image_size": 32, "epochs": 3}
+    config = TrainConfig(split="demo", **settings, batch_size=8, warmup_epochs=1, log_every=1,
+                         scratch_options={"filters": 8})  # fmt: skip
+    run_id, status = run_in_process(train.finalize(config, workspace), workspace)
+    assert status["state"] == "done", status
+    lrs = [r["lr"] for r in runs.metrics(run_id, workspace) if r["kind"] == "batch"]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1 and lrs[:peak] == sorted(lrs[:peak])  # up, then down
+    assert max(lrs) == pytest.approx(settings["learning_rate"], rel=0.2)
+    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    assert model.loss.get_config()["label_smoothing"] == 0.1
+
+
 def test_load_model_always_refuses_code(tmp_path):
     """The one model loader has no switch for safe mode, and a Lambda layer is refused."""
     import inspect

@@ -52,6 +52,26 @@ def test_defaults_follow_the_mode_and_the_network(app):
     assert not app.exception, app.exception
 
 
+def test_resnet_brings_its_recipe_and_another_net_takes_it_away(app):
+    app.selectbox(key="train_model").set_value("resnet").run()
+    assert app.number_input(key="train_size").value == 128
+    assert app.selectbox(key="train_optimizer").value == "adamw"
+    assert app.selectbox(key="train_schedule").value == "cosine"
+    assert app.number_input(key="train_warmup").value == 3
+    assert app.number_input(key="train_label_smoothing").value == pytest.approx(0.1)
+    assert app.number_input(key="train_weight_decay").value == pytest.approx(0.05)
+    assert app.selectbox(key="train_augment").value == "photos"
+    metrics = {m.label: m.value for m in app.metric}
+    # 4 classes: 3 more outputs; BatchNorm's moving means and variances (2 x 1,440) do not learn.
+    assert metrics["Weights that learn"] == f"{1_229_537 + 3 * 257 - 2 * 1440:,}"
+    app.selectbox(key="train_model").set_value("seed000").run()
+    assert app.selectbox(key="train_optimizer").value == "rmsprop"
+    assert app.number_input(key="train_warmup").value == 0
+    assert app.number_input(key="train_label_smoothing").value == 0
+    assert not any(n.key == "train_weight_decay" for n in app.number_input)  # AdamW only
+    assert not app.exception, app.exception
+
+
 def test_seed_recipe_is_one_click_away(app):
     app.radio(key="train_mode").set_value("features").run()
     app.button(key="train_seed_recipe").click().run()
