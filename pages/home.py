@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import data
+from core import data, runs
 from dashboard import ui
 
 st.title("Convnet Workbench")
@@ -58,8 +58,11 @@ with middle:
         st.info("None yet: make one on the Data page.")
 with right:
     st.markdown("**Training runs**")
-    runs = sorted(p.name for p in (ui.workspace() / "runs").glob("*") if p.is_dir())
-    if runs:
-        st.dataframe(pd.DataFrame({"run": runs}), hide_index=True)
+    table = [
+        {"run": ui.run_name(r), "state": r["status"].get("state"), "network": r["config"].get("model")}
+        for r in runs.list_runs()
+    ]
+    if table:
+        st.dataframe(pd.DataFrame(table), hide_index=True)
     else:
-        st.info("None yet: training arrives with the Train page.")
+        st.info("None yet: start one on the Train page.")
