@@ -342,11 +342,35 @@ def test_to_code_round_trip(cfg):
 
 def test_describe():
     lines = A.describe(PRESETS["seed-000"])
-    assert "Rotate up to ±40°" in lines
-    assert any(line.startswith("Flip left-right") for line in lines)
-    assert any("nearest" in line for line in lines)
+    assert lines == [
+        "Flip left-right (half of the time)",
+        "Rotate up to ±40°",
+        "Shift sideways up to ±20% of the width",
+        "Shift up/down up to ±20% of the height",
+        "Shear (slant sideways) up to ±0.2°",
+        "Zoom in or out up to 20%",
+        "Fill uncovered areas: nearest (edge pixels stretched)",
+    ]
     assert A.describe(AugmentConfig()) == ["No augmentation"]
-    assert all(isinstance(line, str) and line for line in A.describe(PRESETS["strong"]))
+    assert A.describe(AugmentConfig(contrast=0.2, fill_mode="constant")) == ["Contrast ×0.8 to ×1.2"]
+    assert A.describe(AugmentConfig(zoom=0.1, fill_mode="constant", fill_value=128))[-1] == (
+        "Fill uncovered areas: constant (grey level 128)"
+    )
+
+
+def test_every_setting_is_described_once_in_the_layer_table():
+    """The table behind build(), to_code() and describe() covers each setting but the fill ones once,
+    so a new setting without a layer or a sentence fails here."""
+    from core.augment.stack import LAYERS
+
+    covered = [s.field for layer in LAYERS for s in layer.settings]
+    fields = [f.name for f in dataclasses.fields(AugmentConfig) if f.metadata["group"] != "fill"]
+    assert sorted(covered) == sorted(fields)
+    everything = AugmentConfig(
+        **{f: (True if isinstance(getattr(AugmentConfig(), f), bool) else 0.1) for f in fields}
+    )
+    assert len(A.describe(everything)) == len(fields) + 1  # one line per setting, then the fill
+    assert not everything.is_identity() and AugmentConfig(fill_mode="wrap").is_identity()
 
 
 def test_sweep():
@@ -362,7 +386,7 @@ def test_sweep():
 # --------------------------------------------------------------------------- named configs
 
 
-def test_save_load_list_delete(tmp_path):
+def test_save_load_list(tmp_path):
     cfg = AugmentConfig(rotation_deg=15, horizontal_flip=True)
     path = A.save_config("my mild v1.2", cfg, workspace=tmp_path)
     assert path == tmp_path / "augment" / "my mild v1.2.json" and path.exists()
@@ -372,11 +396,8 @@ def test_save_load_list_delete(tmp_path):
     assert A.load_config("strong", workspace=tmp_path) == PRESETS["strong"]
     A.save_config("my mild v1.2", PRESETS["seed-001"], workspace=tmp_path)  # overwrite a saved one: fine
     assert A.load_config("my mild v1.2", workspace=tmp_path) == PRESETS["seed-001"]
-    assert A.delete_config("my mild v1.2", workspace=tmp_path) is True
-    assert A.delete_config("my mild v1.2", workspace=tmp_path) is False
-    assert A.list_configs(workspace=tmp_path) == [*PRESETS, "a_other-one"]
     with pytest.raises(KeyError):
-        A.load_config("my mild v1.2", workspace=tmp_path)
+        A.load_config("never saved", workspace=tmp_path)
     assert not list((tmp_path / "augment").glob(".*"))  # no temp files left behind
 
 
@@ -392,8 +413,6 @@ def test_bad_names_rejected(tmp_path, name):
 def test_preset_names_protected(tmp_path, name):
     with pytest.raises(ValueError, match="preset"):
         A.save_config(name, AugmentConfig(zoom=0.1), workspace=tmp_path)
-    with pytest.raises(ValueError, match="preset"):
-        A.delete_config(name, workspace=tmp_path)
     assert A.load_config("strong", workspace=tmp_path) == PRESETS["strong"]
 
 
