@@ -173,11 +173,3 @@ def split_arrays(
         workspace=workspace,
         progress=progress,
     )
-
-
-def clear_cache(workspace: str | os.PathLike | None = None) -> int:
-    """Delete every cache entry; returns how many were removed."""
-    entries = [p for p in subdir("cache", workspace).iterdir() if p.is_dir()]
-    for p in entries:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(entries)

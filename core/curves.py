@@ -57,20 +57,6 @@ def smooth(values: Sequence[float | None], weight: float) -> list[float | None]:
     return out
 
 
-def smooth_seed(values: Sequence[float], factor: float = 0.8) -> list[float]:
-    """The seeds' ``smooth_curve``: an exponential moving average without debiasing.
-
-    The first point is kept; each next point is ``previous * factor + value * (1 - factor)``.
-    It equals smooth() from the second point on only approximately: this version starts the
-    average at the first value (so it leans on it for long), smooth() weights early points evenly.
-    Kept as in the seeds for comparison: a NaN poisons every point after it.
-    """
-    out: list[float] = []
-    for v in values:
-        out.append(float(v) if not out else out[-1] * factor + float(v) * (1 - factor))
-    return out
-
-
 # ---------------------------------------------------------------------------- tables
 
 

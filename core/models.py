@@ -43,7 +43,6 @@ __all__ = [
     "build_head",
     "build_scratch",
     "build_transfer",
-    "feature_shape",
     "last_conv_layer",
     "loss_for",
     "output_layer",
@@ -566,12 +565,6 @@ def build_base(name: str, input_size: int, weights: str | os.PathLike | None = "
 
 
 @functools.lru_cache(maxsize=64)
-def feature_shape(base_name: str, input_size: int) -> tuple[int, ...]:
-    """Shape (h, w, C) of one image's features from base `base_name` at this input size."""
-    base = build_base(base_name, input_size, weights=None)
-    return tuple(int(d) for d in base.output.shape[1:])
-
-
 # --------------------------------------------------------------------------------------------------
 # Heads and transfer models
 

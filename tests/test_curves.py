@@ -48,22 +48,6 @@ def test_smooth_constant_stays_constant_and_first_point_is_kept():
     assert curves.smooth([2.0, 10.0], 0.9)[0] == 2.0
 
 
-def test_smooth_seed_is_the_undebiased_formula():
-    # factor 0.8: first point kept, then prev*0.8 + v*0.2
-    assert curves.smooth_seed([1, 2, 3]) == approx([1, 1.2, 1.56])
-    values = [0.7, 0.5, 0.45, 0.3, 0.35, 0.2]
-    f = 0.6
-    # closed form: s_n = f**n * v0 + (1 - f) * sum_{k=1..n} f**(n-k) * v_k
-    expected = [
-        f**n * values[0] + (1 - f) * sum(f ** (n - k) * values[k] for k in range(1, n + 1)) for n in range(6)
-    ]
-    assert curves.smooth_seed(values, f) == approx(expected)
-    # The debiased version weights early points evenly instead of leaning on the first:
-    # smooth([1, 2], .8)[1] = (.8*.2*1 + .2*2) / (1 - .64) = .56 / .36
-    assert curves.smooth([1, 2, 3], 0.8)[1] == pytest.approx(0.56 / 0.36)
-    assert curves.smooth_seed([1, 2, 3], 0.8)[1] == pytest.approx(1.2)
-
-
 # ---------------------------------------------------------------------------- tables
 
 

@@ -192,11 +192,6 @@ def test_alpha_variants_and_weight_file_names():
             M.base_spec(bad)
 
 
-def test_feature_shape():
-    assert M.feature_shape("vgg16", 64) == (2, 2, 512)
-    assert M.feature_shape("mobilenet_0.25", 64) == (2, 2, 256)
-
-
 # --------------------------------------------------------------------------------------------------
 # Weights: local files and ImageNet offline
 
@@ -287,7 +282,7 @@ def test_transfer_model_frozen_runs_and_reloads_safely(tmp_path):
 @needs_weights
 def test_head_trained_on_cached_features_is_reused():
     base = M.build_base("mobilenet_0.25", 64, weights=MOBILENET_025)
-    head = M.build_head(M.feature_shape("mobilenet_0.25", 64), 3, pooling="avg", units=0, dropout=0.25)
+    head = M.build_head(tuple(base.output.shape[1:]), 3, pooling="avg", units=0, dropout=0.25)
     assert [layer.name for layer in head.layers] == ["features", "avg_pool", "dropout", "output"]
     model = M.build_transfer("mobilenet_0.25", 64, 3, weights=None, base=base, head=head)
     x = _images(2, 64, seed=5)
