@@ -109,7 +109,7 @@ def reset_widgets(col: str) -> None:
         st.session_state.pop(f"aug_{col}_{spec['name']}", None)
 
 
-def show_preview(config: AugmentConfig, images: np.ndarray, seeds: list[int], key: str) -> None:
+def show_preview(config: AugmentConfig, images: np.ndarray, seeds: list[int]) -> None:
     """The N x K grid: one row per picture, one column per seed."""
     grid = augment.preview(config, images, seeds)
     st.image(tile(grid), caption=f"{len(images)} pictures x {len(seeds)} random draws", width="stretch")
@@ -151,7 +151,7 @@ def compare_column(col: str, images: np.ndarray, seeds: list[int], default: str)
         if config is None:
             return
         with preview_slot:
-            show_preview(config, images, seeds, key=col)
+            show_preview(config, images, seeds)
         details(config, col)
 
     st.subheader(f"Setting {col}")
@@ -188,7 +188,7 @@ def sweep_ui(images: np.ndarray, seeds: list[int]) -> None:
     for column, value, config in zip(st.columns(len(configs)), values, configs):
         with column:
             st.markdown(f"**{spec['label']} = {value:g}** {spec['unit']}")
-            show_preview(config, images, seeds, key=f"sweep{value}")
+            show_preview(config, images, seeds)
 
 
 st.title("Augment")
