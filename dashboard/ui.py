@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import access, data, demo, download
+from core import access, data, demo, download, modelfile
 from core.data import DataError, DatasetIndex
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
@@ -311,6 +311,25 @@ def active_runs_ui() -> None:
             right.caption("stopping...")
 
 
+@st.cache_resource(max_entries=3, show_spinner="Loading the model...")
+def _run_model(run_id: str, which: str, key: str) -> modelfile.LoadedModel:
+    """Kept per model file version (key), so reruns and page switches do not reload it."""
+    return modelfile.from_run(run_id, which)
+
+
+def run_model(run: dict, which: str = "best") -> modelfile.LoadedModel | None:
+    """A run's model (safe mode, as always); None with a message when it cannot be loaded."""
+    file = modelfile.model_file(run["path"], which)
+    if file is None:
+        st.error(f"Run '{run['id']}' has no saved model.")
+        return None
+    try:
+        return _run_model(run["id"], which, f"{file}:{file.stat().st_mtime_ns}")
+    except (ValueError, OSError) as e:
+        show_error(e)
+        return None
+
+
 def run_name(run: dict) -> str:
     """The name the user gave a run, else its id."""
     from core import runs
@@ -327,7 +346,7 @@ def runs_table(all_runs: list[dict]) -> pd.DataFrame:
         c, s = run["config"], run["status"]
         epochs = curves.epoch_table(runs.metrics(run["id"]))
         val = [v for v in epochs.val_accuracy if v is not None]
-        cached = evaluate.cached_evaluation(run["id"]) if evaluate.model_file(run["path"], "best") else None
+        cached = evaluate.cached_evaluation(run["id"]) if modelfile.model_file(run["path"], "best") else None
         start, end = s.get("started"), s.get("ended") or (time.time() if s["state"] == "running" else None)
         rows.append(
             {

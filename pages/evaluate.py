@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import evaluate, metrics, runs
+from core import evaluate, metrics, modelfile, runs
 from core.images import ImageError, load_resized
 from dashboard import charts, ui
 
@@ -27,7 +27,7 @@ EXPORTS = {
 
 
 def pick_run() -> tuple[dict, str] | None:
-    done = [r for r in runs.list_runs() if evaluate.model_file(r["path"], "best")]
+    done = modelfile.runs_with_model()
     if not done:
         st.info("No trained models yet. Train one on the Train page.")
         ui.link_to("Train", "Go to Train")
@@ -189,11 +189,6 @@ def results_ui(result: evaluate.EvalResult) -> None:
         )
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the model...")
-def cached_model(run_id: str, which: str, mtime: float) -> evaluate.RunModel:
-    return evaluate.load_run_model(run_id, which)
-
-
 def predict_ui(run: dict, which: str) -> None:
     st.subheader("Try it on new pictures")
     source = st.radio(
@@ -217,8 +212,9 @@ def predict_ui(run: dict, which: str) -> None:
                 st.error(f"Could not read {folder}: {e.strerror or e}")
     if not sources:
         return
-    file = evaluate.model_file(run["path"], which)
-    model = cached_model(run["id"], which, file.stat().st_mtime)
+    model = ui.run_model(run, which)
+    if model is None:
+        return
     predictions = evaluate.predict_sources(model, sources)
     cols = st.columns(3)
     for i, ((_, src), p) in enumerate(zip(sources, predictions)):
