@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,3 +477,20 @@ def export_model(
         target = out / f"{stem}.tflite"
         atomic_write_bytes(target, data)
         return target
+
+
+def export_bytes(
+    run_id: str, fmt: str, which: str = "best", workspace: str | os.PathLike | None = None
+) -> tuple[str, bytes]:
+    """export_model into a temporary folder, read back for a download: (file name, contents). A
+    SavedModel folder comes zipped as <run>-<which>-savedmodel.zip, its files under that folder name."""
+    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+        path = export_model(run_id, fmt, tmp, which, workspace)
+        if not path.is_dir():
+            return path.name, path.read_bytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    z.write(f, f"{path.name}/{f.relative_to(path)}")
+        return f"{path.name}.zip", buf.getvalue()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,10 @@ def test_export_keras_savedmodel_tflite(colors_run, workspace, tmp_path, colors)
     served = loaded.serve(tf.constant(x))
     assert np.allclose(np.asarray(served), expected, atol=1e-5)
     assert evaluate.export_model(colors_run, "savedmodel", out, workspace=workspace) == saved  # replaced
+    name, data = evaluate.export_bytes(colors_run, "savedmodel", workspace=workspace)  # for a download
+    assert name == "run-1-best-savedmodel.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert "run-1-best-savedmodel/saved_model.pb" in z.namelist()
 
     try:
         lite = evaluate.export_model(colors_run, "tflite", out, workspace=workspace)
