@@ -28,6 +28,8 @@ from core.workspace import subdir, workspace_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "pages"
+# What picture uploaders accept: the formats core.images decodes.
+PICTURE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"]
 
 
 @dataclass(frozen=True)

@@ -129,10 +129,7 @@ def predict_ui(run: dict, which: str) -> None:
     sources: list[tuple[str, object]] = []
     if source == "Upload":
         files = st.file_uploader(
-            "Pictures",
-            type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-            accept_multiple_files=True,
-            key="predict_upload",
+            "Pictures", type=ui.PICTURE_TYPES, accept_multiple_files=True, key="predict_upload"
         )
         sources = [(f.name, f.getvalue()) for f in files or []]
     else:

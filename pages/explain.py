@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core import evaluate, explain, modelfile
+from core.data import DataError, load_split
 from core.images import ImageError, encode_png, load_resized
 from dashboard import charts, ui
 
@@ -65,47 +66,36 @@ def model_ui() -> modelfile.LoadedModel | None:
 
 def images_ui(loaded: modelfile.LoadedModel) -> list[tuple[str, np.ndarray]]:
     """Uploaded pictures, or ones from the run's test split or its top losses: [(name, (S, S, 3) uint8)]."""
-    size, policy = loaded.input_size, loaded.resize_policy
     options = ["Upload pictures"] + (["Test pictures", "Biggest mistakes"] if loaded.run_id else [])
     source = st.radio("Pictures", options, horizontal=True, key="explain_source")
-    out: list[tuple[str, np.ndarray]] = []
+    sources: list[tuple[str, object]] = []  # (name, path or bytes)
     if source == "Upload pictures":
-        for f in (
-            st.file_uploader(
-                "Pictures",
-                type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-                accept_multiple_files=True,
-                key="explain_upload",
-            )
-            or []
-        ):
-            try:
-                out.append((f.name, load_resized(f.getvalue(), (size, size), policy)))
-            except ImageError as e:
-                st.error(f"{f.name}: {e}")
-        return out
-    if source == "Test pictures":
-        from core.data import DataError, load_split
-
+        files = st.file_uploader(
+            "Pictures", type=ui.PICTURE_TYPES, accept_multiple_files=True, key="explain_upload"
+        )
+        sources = [(f.name, f.getvalue()) for f in files or []]
+    elif source == "Test pictures":
         try:
             split = load_split(loaded.split)
         except DataError as e:
             ui.show_error(e)
-            return out
+            return []
         files = split.files("test")
         picked = st.multiselect(
             "Test pictures", files, default=files[:2], max_selections=6, key="explain_test_files"
         )
-        paths = [(p, Path(split.dataset_root) / p) for p in picked]
+        sources = [(p, Path(split.dataset_root) / p) for p in picked]
     else:
         cached = evaluate.cached_evaluation(loaded.run_id)
         if cached is None:
             st.info("Score this run on the Evaluate page first; its biggest mistakes then show up here.")
-            return out
-        paths = [(item["path"], item["file"]) for item in cached.top_losses[:4]]
-    for name, path in paths:
+            return []
+        sources = [(item["path"], item["file"]) for item in cached.top_losses[:4]]
+    size = (loaded.input_size, loaded.input_size)
+    out = []
+    for name, src in sources:
         try:
-            out.append((name, load_resized(path, (size, size), policy)))
+            out.append((name, load_resized(src, size, loaded.resize_policy)))
         except ImageError as e:
             st.error(f"{name}: {e}")
     return out
