@@ -215,3 +215,20 @@ def roc(curves: metrics.RocOneVsRest, classes: list[str]) -> go.Figure:
         yaxis_title="true positive rate",
     )
     return fig
+
+
+def class_counts(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
+    """Bars of images per class, the counts written above them."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(counts),
+            y=list(counts.values()),
+            text=list(counts.values()),
+            textposition="outside",
+            marker_color=TRAIN_COLOR,
+        )
+    )
+    fig.update_layout(
+        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
+    )
+    return fig

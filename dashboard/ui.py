@@ -1,4 +1,4 @@
-"""Widgets, charts and session helpers shared by the pages.
+"""Widgets and session helpers shared by the pages (figures are in dashboard/charts.py).
 
 Session state used across pages (one documented name each):
 - ``dataset_path``: the folder the Data page works on (str; the demo by default).
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import access, data, demo, download, modelfile
@@ -172,22 +171,6 @@ def pictures(root: str, paths: tuple[str, ...], size: int) -> list[np.ndarray]:
         except ImageError:
             continue
     return out
-
-
-def class_counts_chart(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
-    fig = go.Figure(
-        go.Bar(
-            x=list(counts),
-            y=list(counts.values()),
-            text=list(counts.values()),
-            textposition="outside",
-            marker_color="#3b6ef5",
-        )
-    )
-    fig.update_layout(
-        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
-    )
-    return fig
 
 
 def split_table(split: data.Split) -> pd.DataFrame:
