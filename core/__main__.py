@@ -387,11 +387,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.evaluate import image_files, load_run_model, model_file, predict_paths
+    from core import modelfile
+    from core.evaluate import image_files, predict_paths
     from core.runs import RunError, run_dir
 
     path = run_dir(args.run, args.workspace)
-    if model_file(path, args.which) is None:
+    if modelfile.model_file(path, args.which) is None:
         raise RunError(f"run '{args.run}' has no saved model yet")
     if args.file and not Path(args.file).is_file():
         raise DataError(f"{args.file} is not a file")
@@ -399,7 +400,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"no images in {args.dir}")
     _tensorflow(args)
-    run = load_run_model(args.run, args.which, args.workspace)
+    run = modelfile.from_run(args.run, args.which, args.workspace)
     failed = 0
     for p in predict_paths(run, paths):
         if p.error:

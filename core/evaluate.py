@@ -1,5 +1,6 @@
-"""Use a run's model: load it, predict classes for images, files and folders, evaluate it on a
-subset of its split (metrics cached in the run directory), and export it for other programs."""
+"""Use a model (core.modelfile loads it): predict classes for images, files and folders, evaluate a
+run's model on a subset of its split (metrics cached in the run directory), and export it for other
+programs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,58 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from core import metrics
+from core import metrics, modelfile
 from core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from core.images import ImageError, is_image_name, load_resized
 from core.workspace import temp_name
-
-
-@dataclass
-class RunModel:
-    """A loaded model with what it needs to read images: classes, input size, resize policy."""
-
-    model: object
-    classes: list[str]
-    image_size: int
-    resize_policy: str
-    run_id: str
-    which: str
-
-
-def model_file(path: Path, which: str = "best") -> Path | None:
-    """The model file load_run_model reads from run directory `path`: `which`.keras, else the other
-    of best/last; None when the run saved no model yet."""
-    file = path / f"{which}.keras"
-    if which in ("best", "last") and file.exists():
-        return file
-    other = path / ("last.keras" if which == "best" else "best.keras")
-    return other if other.exists() else None
-
-
-def load_run_model(run_id: str, which: str = "best", workspace: str | os.PathLike | None = None) -> RunModel:
-    """best.keras (or last.keras) of a run, loaded in Keras safe mode (no Lambda code runs)."""
-    from core.runs import RunError, read_status, run_dir
-    from core.train import load_model
-
-    path = run_dir(run_id, workspace)
-    file = model_file(path, which)
-    if file is None:
-        raise RunError(f"run '{run_id}' has no saved model yet")
-    which = file.stem
-    config = read_json(path / "config.json")
-    classes = read_status(path).get("classes")
-    if not classes:
-        from core.data import load_split
-
-        classes = load_split(config["split"], workspace).classes
-    return RunModel(
-        load_model(file),
-        list(classes),
-        int(config["image_size"]),
-        config.get("resize_policy", "stretch"),
-        run_id,
-        which,
-    )
 
 
 def probabilities(
@@ -100,9 +54,9 @@ class Prediction:
     error: str | None = None
 
 
-def predict_sources(run: RunModel, sources: list[tuple[str, object]]) -> list[Prediction]:
+def predict_sources(run: modelfile.LoadedModel, sources: list[tuple[str, object]]) -> list[Prediction]:
     """Predict (name, path-or-bytes) pairs; unreadable ones get an error, not an exception."""
-    size = (run.image_size, run.image_size)
+    size = (run.input_size, run.input_size)
     images, names, results = [], [], {}
     for name, src in sources:
         try:
@@ -134,7 +88,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     )
 
 
-def predict_paths(run: RunModel, paths: list[str | os.PathLike]) -> list[Prediction]:
+def predict_paths(run: modelfile.LoadedModel, paths: list[str | os.PathLike]) -> list[Prediction]:
     return predict_sources(run, [(str(p), p) for p in paths])
 
 
@@ -302,7 +256,7 @@ def _run_context(run_id: str, which: str, subset: str, workspace):
 
     path = run_dir(run_id, workspace)
     config = read_json(path / "config.json")
-    file = model_file(path, which)
+    file = modelfile.model_file(path, which)
     if file is None:
         raise RunError(f"run '{run_id}' has no saved model yet")
     split = load_split(config["split"], workspace)
@@ -403,7 +357,7 @@ def evaluate_run(
     )
     if len(arrays) == 0:
         raise EvaluationError(f"the {subset} subset of split '{split.name}' has no usable images")
-    run = load_run_model(run_id, which, workspace)
+    run = modelfile.from_run(run_id, which, workspace)
     if list(run.classes) != list(split.classes):
         raise EvaluationError(
             f"the model's classes ({', '.join(run.classes)}) differ from split '{split.name}' "
@@ -480,7 +434,7 @@ def export_model(
 
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    file = model_file(run_dir(run_id, workspace), which)
+    file = modelfile.model_file(run_dir(run_id, workspace), which)
     if file is None:
         raise RunError(f"run '{run_id}' has no saved model yet")
     out = Path(out_dir).expanduser()
@@ -501,7 +455,7 @@ def export_model(
             f"{fmt} export needs the TensorFlow backend; Keras runs on {keras.backend.backend()} "
             "(set KERAS_BACKEND=tensorflow)"
         )
-    run = load_run_model(run_id, file.stem, workspace)
+    run = modelfile.from_run(run_id, file.stem, workspace)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp_dir:
         saved = Path(tmp_dir) / "savedmodel"
         try:
@@ -523,3 +477,20 @@ def export_model(
         target = out / f"{stem}.tflite"
         atomic_write_bytes(target, data)
         return target
+
+
+def export_bytes(
+    run_id: str, fmt: str, which: str = "best", workspace: str | os.PathLike | None = None
+) -> tuple[str, bytes]:
+    """export_model into a temporary folder, read back for a download: (file name, contents). A
+    SavedModel folder comes zipped as <run>-<which>-savedmodel.zip, its files under that folder name."""
+    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
+        path = export_model(run_id, fmt, tmp, which, workspace)
+        if not path.is_dir():
+            return path.name, path.read_bytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    z.write(f, f"{path.name}/{f.relative_to(path)}")
+        return f"{path.name}.zip", buf.getvalue()

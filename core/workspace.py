@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ENV_VAR = "CONVNET_WORKSPACE"
@@ -67,6 +68,20 @@ def make_temp_dir(parent: str | os.PathLike, label: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=temp_name(label) + "-", dir=parent))
     path.chmod(0o755)  # mkdtemp makes it owner-only; what is built in it is not private
     return path
+
+
+@contextlib.contextmanager
+def temp_file(data: bytes, suffix: str, workspace: str | os.PathLike | None = None) -> Iterator[Path]:
+    """`data` written to a new temporary file in the workspace's uploads folder, removed on exit
+    (or by the next process to open the workspace, should this one be killed)."""
+    fd, name = tempfile.mkstemp(prefix=temp_name("upload-"), suffix=suffix, dir=subdir("uploads", workspace))
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def temp_owner(name: str) -> int | None:

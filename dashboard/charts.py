@@ -1,9 +1,12 @@
-"""Plotly figures shared by the pages: training curves (raw faint, smoothed bold), comparisons."""
+"""Every Plotly figure of the app: training curves (raw faint, smoothed bold), comparisons, class
+probabilities, the learning-rate sweep, confusion matrix and ROC curves."""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 
+from core import metrics
 from core.curves import Table, smooth
 
 TRAIN_COLOR, VAL_COLOR = "#3b6ef5", "#e8710a"
@@ -147,4 +150,85 @@ def lr_sweep(lrs: list[float], losses: list[float], smoothed: list[float], sugge
     finite = [v for v in smoothed if v == v]
     if finite:  # past divergence the loss explodes: keep the interesting part in view
         fig.update_yaxes(range=[min(finite) * 0.9, min(max(finite), 3 * min(finite)) * 1.1])
+    return fig
+
+
+def confusion(counts: np.ndarray, classes: list[str], normalized: bool) -> go.Figure:
+    """(C, C) counts, rows true and columns predicted, as a heatmap; normalized: shares of each row."""
+    cm = metrics.normalize_rows(counts) if normalized else counts
+    text = [[f"{v:.0%}" if normalized else f"{int(v)}" for v in row] for row in cm]
+    fig = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=classes,
+            y=classes,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{text}",
+        )
+    )
+    fig.update_layout(
+        title="Confusion matrix",
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+    )
+    return fig
+
+
+def roc(curves: metrics.RocOneVsRest, classes: list[str]) -> go.Figure:
+    """ROC curves: for the second class when there are two, else one per class against the rest."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line=dict(dash="dot", color="#adb5bd"),
+            name="guessing",
+            hoverinfo="skip",
+        )
+    )
+    shown = [1] if len(classes) == 2 else range(len(classes))
+    for k in shown:
+        fpr, tpr, area = curves[k]
+        if area is None:
+            continue
+        label = f"{classes[k]} (AUC {area:.3f})" if len(classes) > 2 else f"AUC {area:.3f}"
+        fig.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines", name=label))
+    title = "ROC curve" + (
+        f", one class vs the rest (macro AUC {curves.macro_auc:.3f})"
+        if len(classes) > 2 and curves.macro_auc is not None
+        else f" for '{classes[1]}'"
+        if len(classes) == 2
+        else ""
+    )
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+    )
+    return fig
+
+
+def class_counts(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
+    """Bars of images per class, the counts written above them."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(counts),
+            y=list(counts.values()),
+            text=list(counts.values()),
+            textposition="outside",
+            marker_color=TRAIN_COLOR,
+        )
+    )
+    fig.update_layout(
+        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
+    )
     return fig

@@ -1,4 +1,4 @@
-"""Widgets, charts and session helpers shared by the pages.
+"""Widgets and session helpers shared by the pages (figures are in dashboard/charts.py).
 
 Session state used across pages (one documented name each):
 - ``dataset_path``: the folder the Data page works on (str; the demo by default).
@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from core import access, data, demo, download
+from core import access, data, demo, download, modelfile
 from core.data import DataError, DatasetIndex
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "pages"
+# What picture uploaders accept: the formats core.images decodes.
+PICTURE_TYPES = ["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"]
 
 
 @dataclass(frozen=True)
@@ -172,22 +173,6 @@ def pictures(root: str, paths: tuple[str, ...], size: int) -> list[np.ndarray]:
     return out
 
 
-def class_counts_chart(counts: dict[str, int], title: str = "Images per class") -> go.Figure:
-    fig = go.Figure(
-        go.Bar(
-            x=list(counts),
-            y=list(counts.values()),
-            text=list(counts.values()),
-            textposition="outside",
-            marker_color="#3b6ef5",
-        )
-    )
-    fig.update_layout(
-        title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
-    )
-    return fig
-
-
 def split_table(split: data.Split) -> pd.DataFrame:
     """Images per split (rows) and class (columns), with totals."""
     df = pd.DataFrame(split.table()).T
@@ -311,6 +296,25 @@ def active_runs_ui() -> None:
             right.caption("stopping...")
 
 
+@st.cache_resource(max_entries=3, show_spinner="Loading the model...")
+def _run_model(run_id: str, which: str, key: str) -> modelfile.LoadedModel:
+    """Kept per model file version (key), so reruns and page switches do not reload it."""
+    return modelfile.from_run(run_id, which)
+
+
+def run_model(run: dict, which: str = "best") -> modelfile.LoadedModel | None:
+    """A run's model (safe mode, as always); None with a message when it cannot be loaded."""
+    file = modelfile.model_file(run["path"], which)
+    if file is None:
+        st.error(f"Run '{run['id']}' has no saved model.")
+        return None
+    try:
+        return _run_model(run["id"], which, f"{file}:{file.stat().st_mtime_ns}")
+    except (ValueError, OSError) as e:
+        show_error(e)
+        return None
+
+
 def run_name(run: dict) -> str:
     """The name the user gave a run, else its id."""
     from core import runs
@@ -327,7 +331,7 @@ def runs_table(all_runs: list[dict]) -> pd.DataFrame:
         c, s = run["config"], run["status"]
         epochs = curves.epoch_table(runs.metrics(run["id"]))
         val = [v for v in epochs.val_accuracy if v is not None]
-        cached = evaluate.cached_evaluation(run["id"]) if evaluate.model_file(run["path"], "best") else None
+        cached = evaluate.cached_evaluation(run["id"]) if modelfile.model_file(run["path"], "best") else None
         start, end = s.get("started"), s.get("ended") or (time.time() if s["state"] == "running" else None)
         rows.append(
             {

@@ -13,7 +13,7 @@ from core import archive, cache, data, download
 from core.data import DataError, DatasetIndex, SplitSpec
 from core.images import RESIZE_POLICIES
 from core.workspace import subdir
-from dashboard import ui
+from dashboard import charts, ui
 
 SOURCES = (
     "Demo shapes",
@@ -108,7 +108,7 @@ def overview(index: DatasetIndex) -> None:
     )
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(ui.class_counts_chart(counts), key="class_counts")
+        st.plotly_chart(charts.class_counts(counts), key="class_counts")
         if len(index.classes) < 2:
             st.warning("Training needs at least two classes with images.")
     with right:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from core import evaluate, metrics, runs
+from core import evaluate, modelfile, runs
 from core.images import ImageError, load_resized
 from dashboard import charts, ui
 
@@ -27,7 +22,7 @@ EXPORTS = {
 
 
 def pick_run() -> tuple[dict, str] | None:
-    done = [r for r in runs.list_runs() if evaluate.model_file(r["path"], "best")]
+    done = modelfile.runs_with_model()
     if not done:
         st.info("No trained models yet. Train one on the Train page.")
         ui.link_to("Train", "Go to Train")
@@ -77,69 +72,6 @@ def scores_ui(run: dict, which: str) -> evaluate.EvalResult | None:
     return result
 
 
-def confusion_chart(result: evaluate.EvalResult, normalized: bool) -> go.Figure:
-    cm = metrics.normalize_rows(result.confusion) if normalized else result.confusion
-    text = [[f"{v:.0%}" if normalized else f"{int(v)}" for v in row] for row in cm]
-    fig = go.Figure(
-        go.Heatmap(
-            z=cm,
-            x=result.classes,
-            y=result.classes,
-            text=text,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            showscale=False,
-            hovertemplate="true %{y}, predicted %{x}: %{text}",
-        )
-    )
-    fig.update_layout(
-        title="Confusion matrix",
-        height=380,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis_title="predicted",
-        yaxis_title="true",
-        yaxis_autorange="reversed",
-    )
-    return fig
-
-
-def roc_chart(result: evaluate.EvalResult) -> go.Figure:
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            line=dict(dash="dot", color="#adb5bd"),
-            name="guessing",
-            hoverinfo="skip",
-        )
-    )
-    classes = result.classes
-    shown = [1] if len(classes) == 2 else range(len(classes))
-    for k in shown:
-        fpr, tpr, area = result.roc[k]
-        if area is None:
-            continue
-        label = f"{classes[k]} (AUC {area:.3f})" if len(classes) > 2 else f"AUC {area:.3f}"
-        fig.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines", name=label))
-    title = "ROC curve" + (
-        f", one class vs the rest (macro AUC {result.roc.macro_auc:.3f})"
-        if len(classes) > 2 and result.roc.macro_auc is not None
-        else f" for '{classes[1]}'"
-        if len(classes) == 2
-        else ""
-    )
-    fig.update_layout(
-        title=title,
-        height=380,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis_title="false positive rate",
-        yaxis_title="true positive rate",
-    )
-    return fig
-
-
 def results_ui(result: evaluate.EvalResult) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Test accuracy", f"{result.accuracy:.1%}")
@@ -151,9 +83,9 @@ def results_ui(result: evaluate.EvalResult) -> None:
     left, right = st.columns(2)
     with left:
         normalized = st.toggle("Show shares instead of counts", key="eval_normalized")
-        st.plotly_chart(confusion_chart(result, normalized), key="eval_confusion")
+        st.plotly_chart(charts.confusion(result.confusion, result.classes, normalized), key="eval_confusion")
     with right:
-        st.plotly_chart(roc_chart(result), key="eval_roc")
+        st.plotly_chart(charts.roc(result.roc, result.classes), key="eval_roc")
     st.dataframe(
         pd.DataFrame(result.report),
         hide_index=True,
@@ -189,11 +121,6 @@ def results_ui(result: evaluate.EvalResult) -> None:
         )
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the model...")
-def cached_model(run_id: str, which: str, mtime: float) -> evaluate.RunModel:
-    return evaluate.load_run_model(run_id, which)
-
-
 def predict_ui(run: dict, which: str) -> None:
     st.subheader("Try it on new pictures")
     source = st.radio(
@@ -202,10 +129,7 @@ def predict_ui(run: dict, which: str) -> None:
     sources: list[tuple[str, object]] = []
     if source == "Upload":
         files = st.file_uploader(
-            "Pictures",
-            type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-            accept_multiple_files=True,
-            key="predict_upload",
+            "Pictures", type=ui.PICTURE_TYPES, accept_multiple_files=True, key="predict_upload"
         )
         sources = [(f.name, f.getvalue()) for f in files or []]
     else:
@@ -217,8 +141,9 @@ def predict_ui(run: dict, which: str) -> None:
                 st.error(f"Could not read {folder}: {e.strerror or e}")
     if not sources:
         return
-    file = evaluate.model_file(run["path"], which)
-    model = cached_model(run["id"], which, file.stat().st_mtime)
+    model = ui.run_model(run, which)
+    if model is None:
+        return
     predictions = evaluate.predict_sources(model, sources)
     cols = st.columns(3)
     for i, ((_, src), p) in enumerate(zip(sources, predictions)):
@@ -239,23 +164,12 @@ def export_ui(run: dict, which: str) -> None:
             "outputs: class probabilities."
         )
         if st.button("Prepare download", key="export_go", icon=":material/package_2:"):
-            out = Path(tempfile.mkdtemp(prefix="export-"))
             try:
                 with st.spinner("Exporting..."):
-                    path = evaluate.export_model(run["id"], fmt, out, which)
+                    name, data = evaluate.export_bytes(run["id"], fmt, which)
             except (ValueError, OSError) as e:
                 ui.show_error(e)
                 return
-            if path.is_dir():
-                buf = io.BytesIO()
-                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-                    for f in path.rglob("*"):
-                        if f.is_file():
-                            z.write(f, f"{path.name}/{f.relative_to(path)}")
-                data, name = buf.getvalue(), f"{path.name}.zip"
-            else:
-                data, name = path.read_bytes(), path.name
-            shutil.rmtree(out, ignore_errors=True)
             st.download_button(
                 f"Download {name} ({len(data) / 1e6:.1f} MB)",
                 data,

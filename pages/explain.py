@@ -8,21 +8,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import evaluate, explain, runs
-from core.fileio import atomic_write_bytes
+from core import evaluate, explain, modelfile
+from core.data import DataError, load_split
 from core.images import ImageError, encode_png, load_resized
-from core.train import load_model
-from core.workspace import subdir
 from dashboard import charts, ui
 
 CMAPS = ["viridis", "magma", "gray", "jet"]
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model...")
-def model_from(path: str, mtime: float):
-    """A model in Keras' safe mode, always: a file that carries Python code is refused, since
-    whoever can reach this page would run that code on the server."""
-    return load_model(path, compile=False)
+def uploaded_model(digest: str, name: str, _data: bytes) -> modelfile.LoadedModel:
+    """An uploaded .keras file, loaded once per content (digest)."""
+    return modelfile.from_bytes(_data, name)
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing the heatmap...")
@@ -34,13 +31,13 @@ def heatmap(
     return explain.METHODS[method](_model, image[None], layer=layer, class_index=class_index)[0]
 
 
-def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
-    """A run's model or an uploaded .keras file: (model, its cache key, classes, input size, resize policy, run)."""
+def model_ui() -> modelfile.LoadedModel | None:
+    """A run's model or an uploaded .keras file (safe mode: files carrying code are refused)."""
     source = st.radio(
         "Model from", ["A training run", "A model file"], horizontal=True, key="explain_model_source"
     )
     if source == "A training run":
-        done = [r for r in runs.list_runs() if evaluate.model_file(r["path"], "best")]
+        done = modelfile.runs_with_model()
         if not done:
             st.info(
                 "No trained models yet. Train one on the Train page (Quick demo settings take about a minute)."
@@ -51,23 +48,7 @@ def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
         run_id = st.selectbox(
             "Run", list(by_id), key="explain_run", format_func=lambda i: ui.run_name(by_id[i])
         )
-        run = by_id[run_id]
-        file = evaluate.model_file(run["path"], "best")
-        model = model_from(str(file), file.stat().st_mtime)
-        classes = run["status"].get("classes") or [
-            str(i)
-            for i in range(
-                explain.predict(model, np.zeros((run["config"]["image_size"],) * 2 + (3,), np.uint8)).shape[0]
-            )
-        ]
-        return (
-            model,
-            f"{file}:{file.stat().st_mtime}",
-            classes,
-            int(run["config"]["image_size"]),
-            run["config"].get("resize_policy", "stretch"),
-            run,
-        )
+        return ui.run_model(by_id[run_id])
     upload = st.file_uploader(
         "Keras model (.keras)",
         type=["keras"],
@@ -77,86 +58,52 @@ def model_ui() -> tuple[object, str, list[str], int, str, dict | None] | None:
     if upload is None:
         return None
     data = upload.getvalue()
-    path = subdir("uploads") / f"{hashlib.sha256(data).hexdigest()[:16]}.keras"
-    if not path.exists():
-        with ui.writing("keep the uploaded model"):
-            atomic_write_bytes(path, data)
-        if not path.exists():
-            return None
-    try:
-        model = model_from(str(path), path.stat().st_mtime)
-    except Exception as e:  # Keras raises many kinds on foreign, damaged or code-carrying files
-        if "safe_mode" in str(e):
-            st.error(
-                f"Could not load {upload.name}: it carries Python code (such as a Lambda layer), "
-                "and this app never runs code from uploaded files."
-            )
-        else:
-            first = str(e).splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            st.error(f"Could not load {upload.name}: {first}")
-        return None
-    shape = model.input_shape
-    if not (
-        isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[1] == shape[2] and shape[3] == 3
-    ):
-        st.error(
-            f"{upload.name} takes inputs of shape {shape}; the workbench explains models on square RGB images."
-        )
-        return None
-    n = explain.predict(model, np.zeros((shape[1], shape[2], 3), np.uint8)).shape[0]
-    key = f"{path}:{path.stat().st_mtime}"
-    return model, key, [f"class {i}" for i in range(n)], int(shape[1]), "stretch", None
+    loaded = None
+    with ui.writing("read the uploaded model"):
+        loaded = uploaded_model(hashlib.sha256(data).hexdigest(), upload.name, data)
+    return loaded
 
 
-def images_ui(size: int, policy: str, run: dict | None) -> list[tuple[str, np.ndarray]]:
+def images_ui(loaded: modelfile.LoadedModel) -> list[tuple[str, np.ndarray]]:
     """Uploaded pictures, or ones from the run's test split or its top losses: [(name, (S, S, 3) uint8)]."""
-    options = ["Upload pictures"] + (["Test pictures", "Biggest mistakes"] if run else [])
+    options = ["Upload pictures"] + (["Test pictures", "Biggest mistakes"] if loaded.run_id else [])
     source = st.radio("Pictures", options, horizontal=True, key="explain_source")
-    out: list[tuple[str, np.ndarray]] = []
+    sources: list[tuple[str, object]] = []  # (name, path or bytes)
     if source == "Upload pictures":
-        for f in (
-            st.file_uploader(
-                "Pictures",
-                type=["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff"],
-                accept_multiple_files=True,
-                key="explain_upload",
-            )
-            or []
-        ):
-            try:
-                out.append((f.name, load_resized(f.getvalue(), (size, size), policy)))
-            except ImageError as e:
-                st.error(f"{f.name}: {e}")
-        return out
-    if source == "Test pictures":
-        from core.data import DataError, load_split
-
+        files = st.file_uploader(
+            "Pictures", type=ui.PICTURE_TYPES, accept_multiple_files=True, key="explain_upload"
+        )
+        sources = [(f.name, f.getvalue()) for f in files or []]
+    elif source == "Test pictures":
         try:
-            split = load_split(run["config"]["split"])
+            split = load_split(loaded.split)
         except DataError as e:
             ui.show_error(e)
-            return out
+            return []
         files = split.files("test")
         picked = st.multiselect(
             "Test pictures", files, default=files[:2], max_selections=6, key="explain_test_files"
         )
-        paths = [(p, Path(split.dataset_root) / p) for p in picked]
+        sources = [(p, Path(split.dataset_root) / p) for p in picked]
     else:
-        cached = evaluate.cached_evaluation(run["id"])
+        cached = evaluate.cached_evaluation(loaded.run_id)
         if cached is None:
             st.info("Score this run on the Evaluate page first; its biggest mistakes then show up here.")
-            return out
-        paths = [(item["path"], item["file"]) for item in cached.top_losses[:4]]
-    for name, path in paths:
+            return []
+        sources = [(item["path"], item["file"]) for item in cached.top_losses[:4]]
+    size = (loaded.input_size, loaded.input_size)
+    out = []
+    for name, src in sources:
         try:
-            out.append((name, load_resized(path, (size, size), policy)))
+            out.append((name, load_resized(src, size, loaded.resize_policy)))
         except ImageError as e:
             st.error(f"{name}: {e}")
     return out
 
 
-def cam_ui(model, model_key: str, classes: list[str], images: list[tuple[str, np.ndarray]]) -> None:
+def cam_ui(loaded: modelfile.LoadedModel, images: list[tuple[str, np.ndarray]]) -> None:
     st.subheader("Where the network looks")
+    model, classes = loaded.model, list(loaded.classes)
     layers = explain.conv_layers(model)
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
     method = c1.selectbox(
@@ -179,7 +126,7 @@ def cam_ui(model, model_key: str, classes: list[str], images: list[tuple[str, np
     for i, (name, image) in enumerate(images):
         probs = explain.predict(model, image)
         k = int(np.argmax(probs)) if target == "predicted" else classes.index(target)
-        heat = heatmap(model, model_key, image, method, layer, k)
+        heat = heatmap(model, loaded.key, image, method, layer, k)
         over = explain.overlay(image, heat, alpha=alpha)
         with st.container(border=True):
             st.markdown(
@@ -239,16 +186,15 @@ st.caption(
     "Heatmaps show which parts of a picture made the network decide as it did; red is where it looked "
     "hardest. Use them to check it looks at the object, not at the background."
 )
-chosen = model_ui()
-if chosen is None:
+loaded = model_ui()
+if loaded is None:
     st.stop()
-model, model_key, classes, size, policy, run = chosen
-images = images_ui(size, policy, run)
+images = images_ui(loaded)
 if not images:
     st.info("Choose one or more pictures to explain.")
     st.stop()
 try:
-    cam_ui(model, model_key, classes, images)
-    activations_ui(model, images)
+    cam_ui(loaded, images)
+    activations_ui(loaded.model, images)
 except ValueError as e:
     ui.show_error(e)

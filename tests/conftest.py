@@ -133,3 +133,83 @@ class RangeServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ---------------------------------------------------------------------------- a run with a model
+
+COLORS_SIZE = 16
+RED, BLUE = (200, 40, 40), (40, 40, 200)
+
+
+def color_picture(path: Path, color, seed: int) -> None:
+    """A 20x20 PNG of one colour with noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(color) + rng.normal(0, 25, (20, 20, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture(scope="module")
+def colors(tmp_path_factory) -> Path:
+    """A pre-split folder: train/val/test x red/blue; the test set has one odd picture per class
+    (a blue picture filed as red and the other way round), so there are confident mistakes."""
+    root = tmp_path_factory.mktemp("colors")
+    seed = 0
+    for subset, n in (("train", 6), ("val", 2), ("test", 3)):
+        for name, color in (("red", RED), ("blue", BLUE)):
+            for i in range(n):
+                color_picture(root / subset / name / f"{name}_{i}.png", color, seed)
+                seed += 1
+    color_picture(root / "test" / "red" / "red_odd.png", BLUE, 1000)
+    color_picture(root / "test" / "blue" / "blue_odd.png", RED, 1001)
+    return root
+
+
+@pytest.fixture(scope="module")
+def colors_model(colors, tmp_path_factory) -> Path:
+    """A tiny sigmoid convnet trained for a few epochs on the colors' training pictures, as .keras."""
+    import keras
+    import numpy as np
+
+    from core.images import load_resized
+
+    keras.utils.set_random_seed(0)
+    classes = ["blue", "red"]  # scan sorts class folders by name
+    files = [(p, classes.index(p.parent.name)) for p in sorted((colors / "train").rglob("*.png"))]
+    size = (COLORS_SIZE, COLORS_SIZE)
+    x = np.stack([load_resized(p, size, "stretch") for p, _ in files]).astype(np.float32)
+    y = np.array([label for _, label in files])
+    model = keras.Sequential(
+        [
+            keras.Input((COLORS_SIZE, COLORS_SIZE, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=15, batch_size=4, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture
+def colors_run(colors, colors_model, workspace) -> str:
+    """Run 'run-1' over the saved split 'colors' with colors_model as best.keras."""
+    import shutil
+
+    from core.data import SplitSpec, make_split, save_split, scan
+    from core.runs import create_run, run_dir
+    from core.train import TrainConfig
+
+    split = make_split(scan(colors), SplitSpec(method="given"), name="colors")
+    save_split(split, workspace=workspace)
+    config = TrainConfig(split="colors", image_size=COLORS_SIZE, epochs=1).to_dict()
+    run_id = create_run(config, workspace, run_id="run-1")
+    shutil.copy2(colors_model, run_dir(run_id, workspace) / "best.keras")
+    return run_id

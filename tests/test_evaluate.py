@@ -3,81 +3,19 @@
 from __future__ import annotations
 
 import csv
-import shutil
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from core import evaluate, metrics
+from core import evaluate, metrics, modelfile
 from core.data import SplitSpec, make_split, save_split, scan
 from core.images import load_resized
-from core.runs import create_run, run_dir
-from core.train import TrainConfig, load_model
-
-SIZE = 16
-RED, BLUE = (200, 40, 40), (40, 40, 200)
-
-
-def picture(path: Path, color, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(color) + rng.normal(0, 25, (20, 20, 3)), 0, 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """A pre-split folder: train/val/test x red/blue; the test set has one odd picture per class
-    (a blue picture filed as red and the other way round), so there are confident mistakes."""
-    root = tmp_path_factory.mktemp("colors")
-    seed = 0
-    for subset, n in (("train", 6), ("val", 2), ("test", 3)):
-        for name, color in (("red", RED), ("blue", BLUE)):
-            for i in range(n):
-                picture(root / subset / name / f"{name}_{i}.png", color, seed)
-                seed += 1
-    picture(root / "test" / "red" / "red_odd.png", BLUE, 1000)
-    picture(root / "test" / "blue" / "blue_odd.png", RED, 1001)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained_model(dataset, tmp_path_factory) -> Path:
-    """A tiny sigmoid convnet trained for a few epochs on the training pictures, saved as .keras."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    classes = ["blue", "red"]  # scan sorts class folders by name
-    files = [(p, classes.index(p.parent.name)) for p in sorted((dataset / "train").rglob("*.png"))]
-    x = np.stack([load_resized(p, (SIZE, SIZE), "stretch") for p, _ in files]).astype(np.float32)
-    y = np.array([label for _, label in files])
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(4, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(1, activation="sigmoid"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=15, batch_size=4, verbose=0)
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
-    return path
-
-
-@pytest.fixture
-def run(dataset, trained_model, workspace) -> str:
-    """A run directory over the saved split 'colors' with the trained model as best.keras."""
-    split = make_split(scan(dataset), SplitSpec(method="given"), name="colors")
-    save_split(split, workspace=workspace)
-    config = TrainConfig(split="colors", image_size=SIZE, epochs=1).to_dict()
-    run_id = create_run(config, workspace, run_id="run-1")
-    shutil.copy2(trained_model, run_dir(run_id, workspace) / "best.keras")
-    return run_id
+from core.runs import run_dir
+from core.train import load_model
+from tests.conftest import COLORS_SIZE
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -85,14 +23,14 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_evaluate_run_metrics_agree_with_csv_and_model(run, workspace, dataset):
+def test_evaluate_run_metrics_agree_with_csv_and_model(colors_run, workspace, colors):
     seen = []
-    result = evaluate.evaluate_run(run, workspace=workspace, progress=lambda *a: seen.append(a))
+    result = evaluate.evaluate_run(colors_run, workspace=workspace, progress=lambda *a: seen.append(a))
     assert result.n == 8 and result.classes == ["blue", "red"] and result.which == "best"
     assert not result.cached and result.subset == "test"
     assert {s for s, _, _ in seen} == {"decoding", "predicting"} and seen[-1] == ("predicting", 8, 8)
 
-    rows = read_csv(run_dir(run, workspace) / "predictions-best-test.csv")
+    rows = read_csv(run_dir(colors_run, workspace) / "predictions-best-test.csv")
     assert [r["path"] for r in rows] == result.paths and len(rows) == 8
     probs = np.array([[float(r["prob_blue"]), float(r["prob_red"])] for r in rows])
     labels = np.array([result.classes.index(r["true"]) for r in rows])
@@ -112,23 +50,23 @@ def test_evaluate_run_metrics_agree_with_csv_and_model(run, workspace, dataset):
     assert {"test/blue/blue_odd.png", "test/red/red_odd.png"} <= {t["path"] for t in result.top_losses}
     worst = result.top_losses[0]
     assert set(worst) >= {"path", "true", "pred", "prob", "loss"} and worst["true"] != worst["pred"]
-    assert Path(worst["file"]) == dataset / worst["path"]
+    assert Path(worst["file"]) == colors / worst["path"]
 
     # And the probabilities are the model's own.
-    model = load_model(run_dir(run, workspace) / "best.keras")
-    x = np.stack([load_resized(dataset / p, (SIZE, SIZE), "stretch") for p in result.paths])
+    model = load_model(run_dir(colors_run, workspace) / "best.keras")
+    x = np.stack([load_resized(colors / p, (COLORS_SIZE, COLORS_SIZE), "stretch") for p in result.paths])
     p_red = np.asarray(model(x.astype(np.float32), training=False))[:, 0]
     assert np.allclose(result.probs[:, 1], p_red, atol=1e-6)
 
 
-def test_second_evaluation_is_read_back_without_loading_the_model(run, workspace, monkeypatch):
-    first = evaluate.evaluate_run(run, workspace=workspace)
+def test_second_evaluation_is_read_back_without_loading_the_model(colors_run, workspace, monkeypatch):
+    first = evaluate.evaluate_run(colors_run, workspace=workspace)
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a cached evaluation must not load the model")
 
-    monkeypatch.setattr(evaluate, "load_run_model", no_loading)
-    again = evaluate.evaluate_run(run, workspace=workspace)
+    monkeypatch.setattr(modelfile, "from_run", no_loading)
+    again = evaluate.evaluate_run(colors_run, workspace=workspace)
     assert again.cached
     assert again.created == first.created
     assert (again.accuracy, again.loss, again.paths) == (first.accuracy, first.loss, first.paths)
@@ -136,79 +74,88 @@ def test_second_evaluation_is_read_back_without_loading_the_model(run, workspace
     assert again.report == first.report and again.top_losses == first.top_losses
     assert again.roc.macro_auc == first.roc.macro_auc
     assert np.array_equal(again.roc[0][0], first.roc[0][0])
-    assert evaluate.cached_evaluation(run, workspace=workspace) is not None
+    assert evaluate.cached_evaluation(colors_run, workspace=workspace) is not None
     # Another subset is another evaluation.
     with pytest.raises(AssertionError, match="must not load"):
-        evaluate.evaluate_run(run, subset="val", workspace=workspace)
+        evaluate.evaluate_run(colors_run, subset="val", workspace=workspace)
     with pytest.raises(AssertionError, match="must not load"):
-        evaluate.evaluate_run(run, workspace=workspace, refresh=True)
+        evaluate.evaluate_run(colors_run, workspace=workspace, refresh=True)
 
 
-def test_new_best_model_invalidates_the_cached_evaluation(run, workspace, monkeypatch):
-    first = evaluate.evaluate_run(run, workspace=workspace)
-    best = run_dir(run, workspace) / "best.keras"
+def test_new_best_model_invalidates_the_cached_evaluation(colors_run, workspace, monkeypatch):
+    first = evaluate.evaluate_run(colors_run, workspace=workspace)
+    best = run_dir(colors_run, workspace) / "best.keras"
     model = load_model(best)
     bias = model.layers[-1].bias
     bias.assign(bias.numpy() + 2.0)  # leans every prediction towards "red"
     model.save(best)
-    assert evaluate.cached_evaluation(run, workspace=workspace) is None
+    assert evaluate.cached_evaluation(colors_run, workspace=workspace) is None
 
     loads = []
-    real = evaluate.load_run_model
-    monkeypatch.setattr(evaluate, "load_run_model", lambda *a, **k: loads.append(a) or real(*a, **k))
-    second = evaluate.evaluate_run(run, workspace=workspace)
+    real = modelfile.from_run
+    monkeypatch.setattr(modelfile, "from_run", lambda *a, **k: loads.append(a) or real(*a, **k))
+    second = evaluate.evaluate_run(colors_run, workspace=workspace)
     assert len(loads) == 1 and not second.cached
     assert np.all(second.probs[:, 1] > first.probs[:, 1])
-    assert evaluate.evaluate_run(run, workspace=workspace).cached and len(loads) == 1
+    assert evaluate.evaluate_run(colors_run, workspace=workspace).cached and len(loads) == 1
 
 
-def test_damaged_cache_is_recomputed_and_empty_subset_refused(run, workspace, dataset):
-    evaluate.evaluate_run(run, workspace=workspace)
-    json_path, csv_path = evaluate.eval_paths(run_dir(run, workspace), "best", "test")
+def test_damaged_cache_is_recomputed_and_empty_subset_refused(colors_run, workspace, colors):
+    evaluate.evaluate_run(colors_run, workspace=workspace)
+    json_path, csv_path = evaluate.eval_paths(run_dir(colors_run, workspace), "best", "test")
     csv_path.write_text("path,true\n")
-    assert evaluate.cached_evaluation(run, workspace=workspace) is None
-    assert not evaluate.evaluate_run(run, workspace=workspace).cached
+    assert evaluate.cached_evaluation(colors_run, workspace=workspace) is None
+    assert not evaluate.evaluate_run(colors_run, workspace=workspace).cached
 
-    split = make_split(scan(dataset), SplitSpec(method="given"), name="colors")
+    split = make_split(scan(colors), SplitSpec(method="given"), name="colors")
     split.subsets["test"] = []
     save_split(split, workspace=workspace, overwrite=True)
     with pytest.raises(evaluate.EvaluationError, match="empty"):
-        evaluate.evaluate_run(run, workspace=workspace)
+        evaluate.evaluate_run(colors_run, workspace=workspace)
 
 
-def test_last_model_used_when_there_is_no_best(run, workspace):
-    path = run_dir(run, workspace)
+def test_last_model_used_when_there_is_no_best(colors_run, workspace):
+    path = run_dir(colors_run, workspace)
     (path / "best.keras").rename(path / "last.keras")
-    result = evaluate.evaluate_run(run, which="best", workspace=workspace)
+    result = evaluate.evaluate_run(colors_run, which="best", workspace=workspace)
     assert result.which == "last" and result.n == 8
-    preds = evaluate.predict_paths(evaluate.load_run_model(run, workspace=workspace), [path / "config.json"])
+    preds = evaluate.predict_paths(
+        modelfile.from_run(colors_run, workspace=workspace), [path / "config.json"]
+    )
     assert preds[0].error and preds[0].label is None
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_export_keras_savedmodel_tflite(run, workspace, tmp_path, dataset):
+def test_export_keras_savedmodel_tflite(colors_run, workspace, tmp_path, colors):
     import tensorflow as tf
 
     x = np.stack(
-        [load_resized(p, (SIZE, SIZE), "stretch") for p in sorted((dataset / "test").rglob("*.png"))]
+        [
+            load_resized(p, (COLORS_SIZE, COLORS_SIZE), "stretch")
+            for p in sorted((colors / "test").rglob("*.png"))
+        ]
     ).astype(np.float32)
-    model = load_model(run_dir(run, workspace) / "best.keras")
+    model = load_model(run_dir(colors_run, workspace) / "best.keras")
     expected = np.asarray(model(x, training=False))
 
     out = tmp_path / "export"
-    keras_file = evaluate.export_model(run, "keras", out, workspace=workspace)
+    keras_file = evaluate.export_model(colors_run, "keras", out, workspace=workspace)
     assert keras_file == out / "run-1-best.keras"
     assert np.allclose(np.asarray(load_model(keras_file)(x, training=False)), expected, atol=1e-6)
 
-    saved = evaluate.export_model(run, "savedmodel", out, workspace=workspace)
+    saved = evaluate.export_model(colors_run, "savedmodel", out, workspace=workspace)
     assert saved.is_dir() and (saved / "saved_model.pb").exists()
     loaded = tf.saved_model.load(str(saved))  # keep a reference: its variables die with it
     served = loaded.serve(tf.constant(x))
     assert np.allclose(np.asarray(served), expected, atol=1e-5)
-    assert evaluate.export_model(run, "savedmodel", out, workspace=workspace) == saved  # replaced
+    assert evaluate.export_model(colors_run, "savedmodel", out, workspace=workspace) == saved  # replaced
+    name, data = evaluate.export_bytes(colors_run, "savedmodel", workspace=workspace)  # for a download
+    assert name == "run-1-best-savedmodel.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert "run-1-best-savedmodel/saved_model.pb" in z.namelist()
 
     try:
-        lite = evaluate.export_model(run, "tflite", out, workspace=workspace)
+        lite = evaluate.export_model(colors_run, "tflite", out, workspace=workspace)
     except evaluate.ExportError as e:
         pytest.skip(f"TFLite converter unavailable here: {e}")
     interpreter = tf.lite.Interpreter(model_path=str(lite))
@@ -225,4 +172,4 @@ def test_export_keras_savedmodel_tflite(run, workspace, tmp_path, dataset):
     ]
 
     with pytest.raises(evaluate.ExportError, match="unknown export format"):
-        evaluate.export_model(run, "onnx", out, workspace=workspace)
+        evaluate.export_model(colors_run, "onnx", out, workspace=workspace)

@@ -89,3 +89,15 @@ def test_model_files_load_in_safe_mode_with_no_control_to_turn_it_off(trained_ru
     assert not at.exception, at.exception
     assert any("never runs code" in e.value for e in at.error), [e.value for e in at.error]
     assert not marker.exists()
+
+
+def test_test_pictures_come_from_the_runs_split(trained_run):
+    run_id, split = trained_run
+    at = open_page("explain.py")
+    at.radio(key="explain_source").set_value("Test pictures").run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="explain_test_files").options == split.files("test")
+    assert any("the network says" in m.value for m in at.markdown)
+    at.radio(key="explain_source").set_value("Biggest mistakes").run()
+    assert not at.exception, at.exception
+    assert any("Evaluate page first" in i.value for i in at.info)
