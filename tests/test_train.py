@@ -633,9 +633,11 @@ def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_po
     """The whole recipe (residual net, AdamW, warm-up, cosine, label smoothing, 'photos') runs end to
     end in a run process; the logged rate climbs through the warm-up and falls after it."""
     make_demo_split(workspace, per_class=8, size=48)
-    settings = {**train.default_settings("scratch", "resnet"), "image_size": 32, "epochs": 3}
-    config = TrainConfig(split="demo", **settings, batch_size=8, warmup_epochs=1, log_every=1,
-                         scratch_options={"filters": 8})  # fmt: skip
+    settings = {
+        **train.default_settings("scratch", "resnet"),
+        "image_size": 32, "epochs": 3, "batch_size": 8, "warmup_epochs": 1,
+    }  # fmt: skip
+    config = TrainConfig(split="demo", **settings, log_every=1, scratch_options={"filters": 8})
     run_id, status = run_in_process(train.finalize(config, workspace), workspace)
     assert status["state"] == "done", status
     lrs = [r["lr"] for r in runs.metrics(run_id, workspace) if r["kind"] == "batch"]

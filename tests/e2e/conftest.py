@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark every test in this folder e2e (a pytestmark here would apply to nothing: pytest reads
     it from test modules only), so `-m "not e2e"` leaves the browser tests out."""
@@ -37,7 +38,6 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.e2e)
-
 
 
 def _free_port() -> int:
