@@ -281,8 +281,9 @@ def read_config_file(path: str) -> dict:
 def _train_config(args: argparse.Namespace):
     """The finalized, checked TrainConfig the train flags describe (TensorFlow imported quietly)."""
     from core import runs
+    from core.config import TrainConfig, default_settings
     from core.data import load_split
-    from core.train import TrainConfig, check_inputs, default_settings, finalize
+    from core.train import check_inputs, finalize
 
     values: dict = {}
     if args.config:
@@ -422,9 +423,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The allowed values come from core (no Keras import: the config part of core.train has none).
+    # The allowed values come from core.config (no Keras import there).
+    from core.config import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
     from core.images import RESIZE_POLICIES
-    from core.train import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
 
     parser = Parser(prog="python -m core", description="Convnet Workbench command line")
     parser.add_argument("--workspace", help="workspace folder (default: $CONVNET_WORKSPACE or ./workspace)")

@@ -14,7 +14,7 @@ import pytest
 
 from core import devices, runs
 from core.__main__ import main
-from core.train import TrainConfig
+from core.config import TrainConfig
 from tests.conftest import REPO
 
 # What TensorFlow prints at start-up on a machine without a GPU (and a few more of its notes).

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core import distributed
-from core.train import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig
 
 
 @pytest.mark.parametrize("n, workers", [(10, 2), (11, 2), (17, 3), (3, 4), (64, 1), (0, 2)])

@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from core import evaluate, metrics
+from core.config import TrainConfig
 from core.data import SplitSpec, make_split, save_split, scan
 from core.images import load_resized
 from core.runs import create_run, run_dir
-from core.train import TrainConfig, load_model
+from core.train import load_model
 
 SIZE = 16
 RED, BLUE = (200, 40, 40), (40, 40, 200)

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from core import data, demo, evaluate, runs, train
+from core.config import TrainConfig, default_settings
 from core.fileio import atomic_write_json, repair_jsonl
-from core.train import TrainConfig
 from tests.conftest import CATSDOGS, WEIGHTS
 
 MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
@@ -931,7 +931,7 @@ def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
         run_id = submit(
             workspace,
             **{
-                **train.default_settings("features", "mobilenet_0.5"),
+                **default_settings("features", "mobilenet_0.5"),
                 "split": f"photos{seed}",
                 "weights": str(MOBILENET_05),
             },
@@ -947,7 +947,7 @@ def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
 
     finetune_id = submit(
         workspace,
-        **{**train.default_settings("finetune"), "from_run": features_id, "epochs": 2},
+        **{**default_settings("finetune"), "from_run": features_id, "epochs": 2},
         mode="finetune",
         unfreeze_top=6,
         seed=0,

@@ -8,8 +8,9 @@ import numpy as np
 from playwright.sync_api import expect
 
 from core import cache, data, demo, models, runs
+from core.config import TrainConfig
 from core.runs import RunControl
-from core.train import TrainConfig, finalize
+from core.train import finalize
 from tests.e2e.conftest import screenshot, wait_idle
 
 

@@ -47,8 +47,9 @@ def plotly_values(v) -> np.ndarray:
 def trained_run(workspace, tmp_path):
     """A run directory holding a real (briefly trained) model on demo shapes at 32 px."""
     from core import data, demo, models, runs
+    from core.config import TrainConfig
     from core.runs import RunControl
-    from core.train import TrainConfig, finalize
+    from core.train import finalize
 
     root = demo.generate(tmp_path / "shapes", per_class=20, size=32)
     split = data.make_split(data.scan(root), data.SplitSpec("counts", 10, 4, 6))
