@@ -280,7 +280,7 @@ def read_config_file(path: str) -> dict:
 
 def _train_config(args: argparse.Namespace):
     """The finalized, checked TrainConfig the train flags describe (TensorFlow imported quietly)."""
-    from core import runs
+    from core import rundir
     from core.config import TrainConfig, default_settings
     from core.data import load_split
     from core.train import check_inputs, finalize
@@ -294,7 +294,7 @@ def _train_config(args: argparse.Namespace):
     }
     # Typos fail here, before the TensorFlow import; check_inputs below checks everything.
     if mode == "finetune":
-        runs.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
+        rundir.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
     elif flags.get("split") or values.get("split"):
         load_split(flags.get("split") or values["split"], args.workspace)
     if getattr(args, "workers", None) and not args.out:
@@ -389,7 +389,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.evaluate import image_files, load_run_model, model_file, predict_paths
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     path = run_dir(args.run, args.workspace)
     if model_file(path, args.which) is None:

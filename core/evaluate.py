@@ -47,7 +47,8 @@ def model_file(path: Path, which: str = "best") -> Path | None:
 
 def load_run_model(run_id: str, which: str = "best", workspace: str | os.PathLike | None = None) -> RunModel:
     """best.keras (or last.keras) of a run, loaded in Keras safe mode (no Lambda code runs)."""
-    from core.runs import RunError, read_status, run_dir
+    from core.rundir import RunError, run_dir
+    from core.runs import read_status
     from core.train import load_model
 
     path = run_dir(run_id, workspace)
@@ -298,7 +299,7 @@ def _from_json(d: dict, paths: list[str], labels: np.ndarray, probs: np.ndarray)
 
 def _run_context(run_id: str, which: str, subset: str, workspace):
     from core.data import load_split
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     path = run_dir(run_id, workspace)
     config = read_json(path / "config.json")
@@ -476,7 +477,7 @@ def export_model(
     Models take float RGB images in [0, 255], (N, S, S, 3), and return class probabilities
     ((N, 1) sigmoid for two classes). An existing output of the same name is replaced.
     """
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

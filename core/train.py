@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +36,8 @@ from core.devices import (  # noqa: F401 (device choices live in core.devices; r
     replica_devices,
 )
 from core.fileio import read_json
+from core.rundir import RunControl, RunError, run_dir
 from core.workspace import temp_name
-
-if TYPE_CHECKING:
-    from core.runs import RunControl
 
 
 class StopRequested(Exception):
@@ -376,8 +374,6 @@ def _weights_file(config: TrainConfig) -> Path | None:
 
 
 def _source_config(config: TrainConfig, workspace: str | os.PathLike | None) -> TrainConfig:
-    from core.runs import RunError, run_dir
-
     try:
         return TrainConfig.from_dict(read_json(run_dir(config.from_run or "", workspace) / "config.json"))
     except RunError as e:
@@ -385,8 +381,6 @@ def _source_config(config: TrainConfig, workspace: str | os.PathLike | None) -> 
 
 
 def _source_model_path(config: TrainConfig, workspace: str | os.PathLike | None) -> Path:
-    from core.runs import run_dir
-
     path = run_dir(config.from_run or "", workspace)
     for name in ("best.keras", "last.keras"):
         if (path / name).exists():

@@ -14,7 +14,8 @@ from core import evaluate, metrics
 from core.config import TrainConfig
 from core.data import SplitSpec, make_split, save_split, scan
 from core.images import load_resized
-from core.runs import create_run, run_dir
+from core.rundir import run_dir
+from core.runs import create_run
 from core.train import load_model
 
 SIZE = 16

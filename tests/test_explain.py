@@ -440,7 +440,7 @@ def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     correctly classified ones, beating a wrong-box control. Time is reported, not asserted."""
     import time
 
-    from core import data, demo, evaluate, runs
+    from core import data, demo, evaluate, rundir, runs
     from core.config import QUICK_DEMO, TrainConfig
     from core.train import finalize
 
@@ -452,7 +452,7 @@ def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     while runs.status(run_id)["state"] in runs.ACTIVE_STATES and time.time() < deadline:
         time.sleep(1)
     status = runs.status(run_id)
-    assert status["state"] == "done", (runs.run_dir(run_id) / "log.txt").read_text()[-3000:]
+    assert status["state"] == "done", (rundir.run_dir(run_id) / "log.txt").read_text()[-3000:]
     result = evaluate.evaluate_run(run_id, "best", "test")
     print(
         f"\nquick demo: test accuracy {result.accuracy:.3f} on {result.n} pictures, "
@@ -464,7 +464,7 @@ def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     _, all_boxes, _, _ = _demo_images(root, size)
     rels = split.files("test")
     x = np.stack([load_resized(root / rel, (size, size)) for rel in rels]).astype("float32")
-    model = train.load_model(runs.run_dir(run_id) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id) / "best.keras")
     correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == split.labels("test")
     ok = [all_boxes[rel] for rel, right in zip(rels, correct) if right]
     _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, size)

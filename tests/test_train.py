@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import augment, cache, data, demo, models, runs, train
+from core import augment, cache, data, demo, models, rundir, runs, train
 from core.config import ConfigError, TrainConfig, default_settings
 from tests.conftest import WEIGHTS
 
@@ -44,7 +44,7 @@ def float32_policy():
 def run_in_process(config: TrainConfig, ws: Path) -> tuple[str, dict]:
     """A run through the worker's own code (queue, train, final state), without a subprocess."""
     run_id = runs.create_run(config.to_dict(), ws)
-    runs.worker_main(runs.run_dir(run_id, ws), resume=False)
+    runs.worker_main(rundir.run_dir(run_id, ws), resume=False)
     return run_id, runs.status(run_id, ws)
 
 
@@ -203,7 +203,7 @@ def features_run(workspace) -> str:
     make_demo_split(workspace, per_class=4)
     config = train.finalize(mobilenet_config(), workspace)
     run_id = runs.create_run(config.to_dict(), workspace)
-    train.save_atomic(train.build_model(config, 4), runs.run_dir(run_id, workspace) / "best.keras")
+    train.save_atomic(train.build_model(config, 4), rundir.run_dir(run_id, workspace) / "best.keras")
     return run_id
 
 
@@ -371,7 +371,7 @@ def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
         learning_rate=1e-3,
     )
     run_id = runs.create_run(train.finalize(config, workspace).to_dict(), workspace)
-    path = runs.run_dir(run_id, workspace)
+    path = rundir.run_dir(run_id, workspace)
     done = subprocess.run(
         [sys.executable, "-c", _MIRRORED_WORKER, str(path)],
         cwd=REPO,
@@ -420,7 +420,7 @@ def test_mixed_bfloat16_run_trains_on_cpu(workspace, float32_policy):
     assert status["plan"]["precision"] == "mixed_bfloat16"
     [epoch] = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
     assert np.isfinite(epoch["loss"]) and np.isfinite(epoch["val_loss"])
-    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.get_layer("last_conv").compute_dtype == "bfloat16"
     assert model.get_layer("output").compute_dtype == "float32"  # the softmax stays in float32
 
@@ -500,7 +500,7 @@ def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_po
     peak = lrs.index(max(lrs))
     assert 0 < peak < len(lrs) - 1 and lrs[:peak] == sorted(lrs[:peak])  # up, then down
     assert max(lrs) == pytest.approx(settings["learning_rate"], rel=0.2)
-    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.loss.get_config()["label_smoothing"] == 0.1
 
 
