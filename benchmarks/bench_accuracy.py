@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from core import data, evaluate, runs  # noqa: E402
-from core.train import RECIPES, TrainConfig, default_settings, finalize  # noqa: E402
+from core.config import RECIPES, TrainConfig, default_settings  # noqa: E402
+from core.train import finalize  # noqa: E402
 
 SEED_TABLE = {  # the seeds' test accuracies (seed 004, 2000/1000/1000; seed 003 with Xception)
     "scratch": "70-73% (004), 78.6% (003)",
@@ -49,7 +50,7 @@ READING = (
 
 
 def experiments(weights: str, epochs: dict[str, int], recipe: str) -> list[tuple[str, dict]]:
-    """The seeds' rows with `recipe`'s settings (core.train.default_settings) for each mode; only the
+    """The seeds' rows with `recipe`'s settings (core.config.default_settings) for each mode; only the
     network (MobileNet 0.5 for the pretrained rows), the weights file, the epochs and the
     augmentation of each row are set here. Fine-tuning retrains the top 6 weight layers (the
     seed recipe names VGG16's block5_conv1, which MobileNet does not have)."""

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_quick_demo.py [--write]
 
 The Data page's default split of the demo (0.6/0.2/0.2 per class, seed 0: 2,400 training and 800
-test pictures of 4 shapes), core.train.QUICK_DEMO (the compact net at 32 px, Adam 3e-3 with a
+test pictures of 4 shapes), core.config.QUICK_DEMO (the compact net at 32 px, Adam 3e-3 with a
 cosine schedule, 12 epochs, batch 64), trained by a real run process. The same run is repeated
 with oneDNN held to AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2, inherited by the run process) in
 float32 (what precision "auto" picks without bfloat16 hardware), a rough
@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
-from core import data, demo, evaluate, runs, train  # noqa: E402
-from core.train import TrainConfig, finalize  # noqa: E402
+from core import data, demo, evaluate, runs  # noqa: E402
+from core.config import QUICK_DEMO, TrainConfig  # noqa: E402
+from core.train import finalize  # noqa: E402
 
 
 def one_run(ws: str, isa: str | None) -> tuple[float, float]:
@@ -34,7 +35,7 @@ def one_run(ws: str, isa: str | None) -> tuple[float, float]:
     else:
         os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
     # An AVX2-only CPU has no bfloat16 hardware: precision "auto" picks float32 there.
-    settings = {**train.QUICK_DEMO, **({"precision": "float32"} if isa else {})}
+    settings = {**QUICK_DEMO, **({"precision": "float32"} if isa else {})}
     run_id = runs.submit(finalize(TrainConfig(split="demo", **settings), ws).to_dict(), ws)
     while runs.status(run_id, ws)["state"] in runs.ACTIVE_STATES:
         time.sleep(1)

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import machine, write_section  # noqa: E402
 from core import data, evaluate, runs  # noqa: E402
-from core.train import TrainConfig, default_settings, finalize  # noqa: E402
+from core.config import TrainConfig, default_settings  # noqa: E402
+from core.train import finalize  # noqa: E402
 
 READING = (
     "Reading (2026-12-04 run): the ResNet recipe ends 2.4 points ahead on the test photos (89.4% "

@@ -280,9 +280,10 @@ def read_config_file(path: str) -> dict:
 
 def _train_config(args: argparse.Namespace):
     """The finalized, checked TrainConfig the train flags describe (TensorFlow imported quietly)."""
-    from core import runs
+    from core import rundir
+    from core.config import TrainConfig, default_settings
     from core.data import load_split
-    from core.train import TrainConfig, check_inputs, default_settings, finalize
+    from core.train import check_inputs, finalize
 
     values: dict = {}
     if args.config:
@@ -293,7 +294,7 @@ def _train_config(args: argparse.Namespace):
     }
     # Typos fail here, before the TensorFlow import; check_inputs below checks everything.
     if mode == "finetune":
-        runs.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
+        rundir.run_dir(flags.get("from_run") or values.get("from_run") or "", args.workspace)
     elif flags.get("split") or values.get("split"):
         load_split(flags.get("split") or values["split"], args.workspace)
     if getattr(args, "workers", None) and not args.out:
@@ -389,7 +390,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from core import modelfile
     from core.evaluate import image_files, predict_paths
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     path = run_dir(args.run, args.workspace)
     if modelfile.model_file(path, args.which) is None:
@@ -423,9 +424,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The allowed values come from core (no Keras import: the config part of core.train has none).
+    # The allowed values come from core.config (no Keras import there).
+    from core.config import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
     from core.images import RESIZE_POLICIES
-    from core.train import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
 
     parser = Parser(prog="python -m core", description="Convnet Workbench command line")
     parser.add_argument("--workspace", help="workspace folder (default: $CONVNET_WORKSPACE or ./workspace)")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.train import TrainConfig
+    from core.config import TrainConfig
 
 GROWTH_ENV = "TF_FORCE_GPU_ALLOW_GROWTH"  # TensorFlow reads it when it creates its GPU devices
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"

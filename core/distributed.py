@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core import runs
-from core.train import ConfigError, TrainConfig
+from core.config import ConfigError, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 JAX_PIN = "jax==0.10.2"

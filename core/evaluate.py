@@ -252,7 +252,7 @@ def _from_json(d: dict, paths: list[str], labels: np.ndarray, probs: np.ndarray)
 
 def _run_context(run_id: str, which: str, subset: str, workspace):
     from core.data import load_split
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     path = run_dir(run_id, workspace)
     config = read_json(path / "config.json")
@@ -430,7 +430,7 @@ def export_model(
     Models take float RGB images in [0, 255], (N, S, S, 3), and return class probabilities
     ((N, 1) sigmoid for two classes). An existing output of the same name is replaced.
     """
-    from core.runs import RunError, run_dir
+    from core.rundir import RunError, run_dir
 
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core import curves, train
-from core.train import TrainConfig
+from core.config import TrainConfig
 from core.workspace import workspace_dir
 
 SMOOTHING = 0.9  # the loss of one batch is noisy; fastai smooths with 0.98 over 100 batches

@@ -58,7 +58,8 @@ def runs_with_model(workspace: str | os.PathLike | None = None) -> list[dict[str
 
 def from_run(run_id: str, which: str = "best", workspace: str | os.PathLike | None = None) -> LoadedModel:
     """best.keras (or last.keras) of a run, with the run's classes, image size and resize policy."""
-    from core.runs import RunError, read_status, run_dir
+    from core.rundir import RunError, run_dir
+    from core.runs import read_status
     from core.train import load_model
 
     path = run_dir(run_id, workspace)

@@ -1,20 +1,8 @@
-"""Run directories, and launching, stopping and resuming training runs in their own process.
+"""Launching, stopping and resuming training runs in their own process; the queue; reading runs.
 
-A run lives in ``workspace/runs/<id>/``:
-    config.json    the TrainConfig that repeats it (written once; a run without it does not exist)
-    status.json    state, pid (+ its start time), heartbeat, epoch/batch progress, error (atomic)
-    metrics.jsonl  one JSON row per logged batch and per epoch (append-only)
-    best.keras     best model by val_loss; last.keras: model (with optimizer) after the last epoch
-    resume.keras   features mode only: the head with its optimizer, to resume from
-    state.json     what resuming needs: epochs done, best val_loss, early-stopping wait
-    log.txt        the worker's stdout and stderr (tracebacks included)
-    stop.request   present when someone asked the run to stop
-
+What a run folder holds, and the locked status.json writes both sides use, are core.rundir's.
 The worker process owns status.json once it runs; launch() only resets it before starting the
-worker and fills in the pid if the worker has not written yet. Every write is a read-merge-write
-under a file lock (.status.lock), so neither side clobbers the other's newer fields. A run-side
-write (status, metrics, heartbeat) first checks, under that lock, that the run still exists: a
-worker whose run was deleted raises RunDeleted and ends quietly, never re-creating the folder.
+worker and fills in the pid if the worker has not written yet.
 
 Readers derive "interrupted" when a run claims to be queued or running but its process is gone
 (also a zombie, or a pid now used by another process: the process start time is recorded beside
@@ -34,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -45,19 +32,29 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from core.fileio import append_jsonl, atomic_write_json, read_json, read_jsonl, repair_jsonl
-from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, subdir, temp_owner
+from core.fileio import atomic_write_json, read_json, read_jsonl, repair_jsonl
+from core.rundir import (
+    RunControl,
+    RunDeleted,
+    RunError,
+    merge_status,
+    read_raw_status,
+    run_dir,
+    run_exists,
+    runs_dir,
+    status_locked,
+    write_json_in,
+    write_status_in_place,
+)
+from core.workspace import TEMP_PREFIX, TRASH_PREFIX, pid_alive, temp_owner
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
-HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 30.0
 LOCK_NAME = ".device.lock"
-STATUS_LOCK_NAME = ".status.lock"
 QUEUE_NAME = ".queue"
 TICKET_ENV = "CONVNET_RUN_TICKET"  # the queue ticket launch() writes for the worker it starts
 QUEUE_POLL_SECONDS = 0.2
@@ -74,25 +71,6 @@ INTERRUPTED_ERROR = (
 # not left as zombies) even where /proc is missing. Several threads (browser tabs) may launch.
 _children: dict[int, subprocess.Popen] = {}
 _children_lock = threading.Lock()
-
-
-class RunError(ValueError):
-    """A request about runs that cannot be done (unknown id, already running...)."""
-
-
-class RunDeleted(RunError):
-    """The run's folder is gone: its worker must stop writing (and never re-create it)."""
-
-
-def runs_dir(workspace: str | os.PathLike | None = None) -> Path:
-    return subdir("runs", workspace)
-
-
-def run_dir(run_id: str, workspace: str | os.PathLike | None = None) -> Path:
-    path = runs_dir(workspace) / run_id
-    if not run_id or "/" in run_id or run_id.startswith(".") or not (path / "config.json").exists():
-        raise RunError(f"no run with id '{run_id}'")
-    return path
 
 
 def new_run_id(mode: str, model: str) -> str:
@@ -148,73 +126,7 @@ def _forget_ended_children() -> None:
                 del _children[pid]
 
 
-# ---------------------------------------------------------------------------- status.json
-
-_thread_lock = threading.RLock()
-
-
-def _write_json_in(path: Path, obj: Any) -> None:
-    """Write JSON atomically into a folder that must exist: never re-creates a deleted run."""
-    atomic_write_json(path, obj, make_parents=False)
-
-
-def _exists(path: Path) -> bool:
-    return (path / "config.json").exists()
-
-
-@contextlib.contextmanager
-def _status_locked(path: Path) -> Iterator[None]:
-    """Exclusive access to a run's status.json across threads and processes; RunDeleted when the
-    run is gone (checked once the lock is held, so a delete cannot slip in before the write)."""
-    with _thread_lock:
-        try:
-            f = open(path / STATUS_LOCK_NAME, "a+")  # never creates the folder
-        except FileNotFoundError:
-            raise RunDeleted(f"run '{path.name}' was deleted") from None
-        with f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                if not _exists(path):
-                    raise RunDeleted(f"run '{path.name}' was deleted")
-                yield
-            except FileNotFoundError:
-                if _exists(path):
-                    raise
-                raise RunDeleted(f"run '{path.name}' was deleted") from None  # by hand, under our feet
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _read_raw(path: Path) -> dict[str, Any]:
-    try:
-        status = read_json(path / "status.json")
-    except (OSError, ValueError):
-        return {}
-    return status if isinstance(status, dict) else {}
-
-
-def _merge_status(path: Path, **fields: Any) -> dict[str, Any]:
-    """Read status.json, update it with fields and write it back, all under the status lock."""
-    with _status_locked(path):
-        status = {**_read_raw(path), **fields}
-        _write_json_in(path / "status.json", status)
-    return status
-
-
-def _write_status_in_place(path: Path, **fields: Any) -> None:
-    """The last resort when no new file can be written (full disk): merge `fields` into
-    status.json by overwriting it in place, compactly, with no temp file."""
-    with _status_locked(path):
-        data = json.dumps({**_read_raw(path), **fields}, separators=(",", ":")).encode("utf-8")
-        fd = os.open(path / "status.json", os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            done = 0
-            while done < len(data):
-                done += os.pwrite(fd, data[done:], done)
-            os.ftruncate(fd, len(data))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+# ---------------------------------------------------------------------------- creating and reading runs
 
 
 def create_run(config: dict, workspace: str | os.PathLike | None = None, run_id: str | None = None) -> str:
@@ -234,11 +146,11 @@ def create_run(config: dict, workspace: str | os.PathLike | None = None, run_id:
     else:
         raise RunError("could not find a free run id")
     now = time.time()
-    _write_json_in(
+    write_json_in(
         path / "status.json",
         {"state": "queued", "created": now, "pid": None, "heartbeat": now, "epoch": 0, "batch": 0},
     )
-    _write_json_in(path / "config.json", config)  # last: run_dir() needs it, so the run is whole
+    write_json_in(path / "config.json", config)  # last: run_dir() needs it, so the run is whole
     return rid
 
 
@@ -246,7 +158,7 @@ def read_status(path: Path) -> dict[str, Any]:
     """status.json with the derived truth: an active run whose process is gone reads as interrupted
     (as does one that never got a process, once its heartbeat is stale); a live process with a
     late heartbeat keeps its state and gets `heartbeat_late` (seconds without news)."""
-    status = _read_raw(path)
+    status = read_raw_status(path)
     if not status:
         return {"state": "failed", "error": "status.json is missing or damaged"}
     if status.get("state") in ACTIVE_STATES:
@@ -301,9 +213,7 @@ def _ticket_name(label: str, stamp_ns: int | None = None) -> str:
 
 
 def _write_ticket(ticket: Path, label: str, pid: int) -> None:
-    _write_json_in(
-        ticket, {"run": label, "pid": pid, "pid_start": process_start(pid), "created": time.time()}
-    )
+    write_json_in(ticket, {"run": label, "pid": pid, "pid_start": process_start(pid), "created": time.time()})
 
 
 def _ticket_live(ticket: Path) -> bool:
@@ -405,7 +315,7 @@ def _settle(path: Path) -> None:
     """Give a worker that has written its final state a moment to exit."""
     deadline = time.time() + EXIT_GRACE_SECONDS
     while time.time() < deadline:
-        raw = _read_raw(path)
+        raw = read_raw_status(path)
         if raw.get("state") in ACTIVE_STATES or not _pid_alive(raw.get("pid"), raw.get("pid_start")):
             return
         time.sleep(0.05)
@@ -425,8 +335,8 @@ def launch(
     path = run_dir(run_id, workspace)
     _settle(path)
     queue = _queue_dir(path.parent)
-    with _status_locked(path):
-        raw = _read_raw(path)
+    with status_locked(path):
+        raw = read_raw_status(path)
         if _pid_alive(raw.get("pid"), raw.get("pid_start")):
             raise RunError(f"run '{run_id}' still has a live process ({raw['pid']}); stop or kill it first")
         (path / "stop.request").unlink(missing_ok=True)
@@ -434,7 +344,7 @@ def launch(
             now = time.time()
             reset = dict(pid=None, pid_start=None, heartbeat=now, error=None, message=None, ended=None)
             raw = {**raw, "state": "queued", **reset, "resumed": now}
-            _write_json_in(path / "status.json", raw)
+            write_json_in(path / "status.json", raw)
         for old in queue.glob(f"{'[0-9]' * 20}-{run_id}.json"):  # tickets of earlier launches
             old.unlink(missing_ok=True)
         ticket = queue / _ticket_name(run_id)  # the place in the queue: now, before the process starts
@@ -453,18 +363,18 @@ def launch(
         except OSError as e:
             failed = {"state": "failed", "error": f"could not start the training process: {e}"}
             with contextlib.suppress(OSError):
-                _write_json_in(path / "status.json", {**raw, **failed, "ended": time.time()})
+                write_json_in(path / "status.json", {**raw, **failed, "ended": time.time()})
             raise
         _forget_ended_children()
         with _children_lock:
             _children[proc.pid] = proc
         # The worker runs: bookkeeping that fails from here on must not say it did not start.
         try:
-            current = _read_raw(path)
+            current = read_raw_status(path)
             # Only while the worker has not written its own pid: never clobber its newer fields.
             if current.get("pid") is None and current.get("state") in ACTIVE_STATES:
                 fields = {"pid": proc.pid, "pid_start": process_start(proc.pid), "heartbeat": time.time()}
-                _write_json_in(path / "status.json", {**current, **fields})
+                write_json_in(path / "status.json", {**current, **fields})
         except OSError:
             traceback.print_exc()
     try:
@@ -500,7 +410,7 @@ def resume(run_id: str, workspace: str | os.PathLike | None = None, env: dict[st
 
 def kill(run_id: str, workspace: str | os.PathLike | None = None, sig: int = signal.SIGKILL) -> None:
     """Send a signal to a run's worker (tests, and the last resort when stop is not enough)."""
-    raw = _read_raw(run_dir(run_id, workspace))
+    raw = read_raw_status(run_dir(run_id, workspace))
     pid = raw.get("pid")
     if pid and _pid_alive(pid, raw.get("pid_start")):  # never a process that merely got its pid
         with contextlib.suppress(ProcessLookupError):
@@ -530,11 +440,11 @@ def delete(run_id: str, workspace: str | os.PathLike | None = None) -> None:
     launch or a starting worker sees either the whole run or none."""
     path = run_dir(run_id, workspace)
     _settle(path)
-    with _status_locked(path):
+    with status_locked(path):
         state = read_status(path)["state"]
         if state in ACTIVE_STATES:
             raise RunError(f"run '{run_id}' is {state}; stop it before deleting it")
-        raw = _read_raw(path)
+        raw = read_raw_status(path)
         if _pid_alive(raw.get("pid"), raw.get("pid_start")):
             raise RunError(
                 f"run '{run_id}' reads {state} but its process ({raw['pid']}) is still running; "
@@ -546,73 +456,6 @@ def delete(run_id: str, workspace: str | os.PathLike | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------- worker side
-
-
-@dataclass
-class RunControl:
-    """What the training code uses to report progress and to hear a stop request.
-
-    Its writes raise RunDeleted once the run's folder is gone."""
-
-    path: Path
-    resume: bool = False
-    _heart: threading.Thread | None = field(default=None, init=False, repr=False)
-    _stop_heart: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-
-    @property
-    def config(self) -> dict:
-        return read_json(self.path / "config.json")
-
-    @property
-    def workspace(self) -> Path:
-        return self.path.parents[1]
-
-    def exists(self) -> bool:
-        return _exists(self.path)
-
-    def should_stop(self) -> bool:
-        return (self.path / "stop.request").exists()
-
-    def update(self, **fields: Any) -> None:
-        """Merge fields into status.json (epoch, batch, state, message...) and beat."""
-        _merge_status(self.path, **fields, heartbeat=time.time())
-
-    def save_state(self, state: dict) -> None:
-        """Write state.json (what resuming needs); RunDeleted once the run's folder is gone."""
-        try:
-            _write_json_in(self.path / "state.json", state)
-        except FileNotFoundError:
-            raise RunDeleted(f"run '{self.path.name}' was deleted") from None
-
-    def log(self, row: dict) -> None:
-        """Append a row to metrics.jsonl (one write ending in a newline)."""
-        if not self.exists():
-            raise RunDeleted(f"run '{self.path.name}' was deleted")
-        try:
-            append_jsonl(self.path / "metrics.jsonl", {**row, "time": time.time()})  # never makes folders
-        except FileNotFoundError:
-            raise RunDeleted(f"run '{self.path.name}' was deleted") from None
-
-    def beat_forever(self) -> None:
-        """Refresh the heartbeat every HEARTBEAT_SECONDS from a daemon thread."""
-
-        def loop() -> None:
-            while not self._stop_heart.wait(HEARTBEAT_SECONDS):
-                try:
-                    self.update()
-                except RunDeleted:
-                    return
-                except OSError:  # a full disk must not kill the thread
-                    pass
-
-        self._heart = threading.Thread(target=loop, name="heartbeat", daemon=True)
-        self._heart.start()
-
-    def end_heartbeat(self) -> None:
-        """Stop the heartbeat thread and wait for it, so no beat lands after the final state."""
-        self._stop_heart.set()
-        if self._heart is not None:
-            self._heart.join(timeout=10)
 
 
 def _acquire_device(control: RunControl) -> IO | None:
@@ -676,7 +519,7 @@ def _write_final(path: Path, final: dict[str, Any]) -> str | None:
     for delay in FINAL_RETRY_DELAYS:
         time.sleep(delay)
         try:
-            _merge_status(path, **final, heartbeat=time.time())
+            merge_status(path, **final, heartbeat=time.time())
             return final["state"]
         except RunDeleted:
             raise
@@ -689,7 +532,7 @@ def _write_final(path: Path, final: dict[str, Any]) -> str | None:
     else:
         message = f"the run ended {final['state']} but {problem}"
     try:
-        _write_status_in_place(
+        write_status_in_place(
             path, **{**final, "state": "failed", "error": message, "heartbeat": time.time()}
         )
         return "failed"
@@ -702,7 +545,7 @@ def _write_final(path: Path, final: dict[str, Any]) -> str | None:
 
 def _remove_stray(path: Path) -> None:
     """A deleted run's folder that something re-created (without config.json) goes again."""
-    if path.is_dir() and not _exists(path):
+    if path.is_dir() and not run_exists(path):
         shutil.rmtree(path, ignore_errors=True)
 
 

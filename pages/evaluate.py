@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import evaluate, modelfile, runs
+from core import evaluate, modelfile, rundir
 from core.images import ImageError, load_resized
 from dashboard import charts, ui
 
@@ -109,7 +109,7 @@ def results_ui(result: evaluate.EvalResult) -> None:
             except (ImageError, OSError):
                 continue
             cols[i % 6].image(thumb, caption=f"true {item['true']}, said {item['pred']} ({item['prob']:.0%})")
-    csv = evaluate.eval_paths(runs.run_dir(result.run_id), result.which, result.subset)[1]
+    csv = evaluate.eval_paths(rundir.run_dir(result.run_id), result.which, result.subset)[1]
     if csv.exists():
         st.download_button(
             "Download every prediction (CSV)",

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import curves, runs
+from core import curves, rundir, runs
 from core.fileio import read_json
 from dashboard import charts, ui
 
@@ -68,7 +68,7 @@ def controls(run_id: str, status: dict) -> None:
 
 def live(run_id: str, smoothing: float, per_batch: bool) -> None:
     """Progress, hints and curves of one run; re-run every POLL_SECONDS while it is active."""
-    path = runs.run_dir(run_id)
+    path = rundir.run_dir(run_id)
     status = runs.read_status(path)
     rows = runs.metrics(run_id)
     config = read_json(path / "config.json")

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import augment, lr_find, models, runs, train
-from core.train import TrainConfig
+from core.config import OPTIMIZERS, PRECISIONS, QUICK_DEMO, RECIPES, SCHEDULES, TrainConfig, default_settings
 from dashboard import charts, ui
 
 MODES = {
@@ -86,7 +86,7 @@ def put_settings(settings: dict) -> None:
 
 def apply_mode_defaults(recipe: str = "default") -> None:
     """When the mode changes, put the recipe's settings for that mode into the widgets."""
-    settings = train.default_settings(st.session_state["train_mode"], None, recipe)
+    settings = default_settings(st.session_state["train_mode"], None, recipe)
     put_settings(settings)
 
 
@@ -96,7 +96,7 @@ def apply_model_defaults() -> None:
     name = st.session_state["train_model"]
     mode = st.session_state["train_mode"]
     with contextlib.suppress(ValueError, KeyError):
-        settings = train.default_settings(mode, name)
+        settings = default_settings(mode, name)
         if mode == "scratch":
             put_settings(settings)
         else:
@@ -225,7 +225,7 @@ def config_ui(split_name: str) -> TrainConfig | None:
                     help="How the new classifier reads the pretrained network's feature map.",
                 )
         c1, c2 = st.columns(2)
-        values["optimizer"] = c1.selectbox("Optimizer", list(train.OPTIMIZERS), key="train_optimizer")
+        values["optimizer"] = c1.selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer")
         values["learning_rate"] = c2.number_input(
             "Learning rate",
             1e-7,
@@ -251,7 +251,7 @@ def config_ui(split_name: str) -> TrainConfig | None:
         with st.expander("More settings"):
             c1, c2 = st.columns(2)
             values["lr_schedule"] = c1.selectbox(
-                "Learning-rate schedule", list(train.SCHEDULES), key="train_schedule"
+                "Learning-rate schedule", list(SCHEDULES), key="train_schedule"
             )
             values["warmup_epochs"] = c2.number_input(
                 "Warm-up epochs",
@@ -287,7 +287,7 @@ def config_ui(split_name: str) -> TrainConfig | None:
             values["class_weights"] = c2.checkbox("Weight rare classes more", key="train_class_weights")
             values["precision"] = c1.selectbox(
                 "Number precision",
-                list(train.PRECISIONS),
+                list(PRECISIONS),
                 key="train_precision",
                 help="auto: bfloat16 where the hardware has it, float32 otherwise.",
             )
@@ -406,12 +406,12 @@ if quick.button(
     width="stretch",
 ):
     st.session_state["train_mode"] = "scratch"
-    put_settings(train.QUICK_DEMO)
+    put_settings(QUICK_DEMO)
 if seed.button(
     "Seed recipe",
     key="train_seed_recipe",
     icon=":material/menu_book:",
-    help="The Keras tutorials' settings for this mode, number for number: " + train.RECIPES["seed"] + ".",
+    help="The Keras tutorials' settings for this mode, number for number: " + RECIPES["seed"] + ".",
     width="stretch",
 ):
     apply_mode_defaults("seed")

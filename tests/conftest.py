@@ -203,9 +203,10 @@ def colors_run(colors, colors_model, workspace) -> str:
     """Run 'run-1' over the saved split 'colors' with colors_model as best.keras."""
     import shutil
 
+    from core.config import TrainConfig
     from core.data import SplitSpec, make_split, save_split, scan
-    from core.runs import create_run, run_dir
-    from core.train import TrainConfig
+    from core.rundir import run_dir
+    from core.runs import create_run
 
     split = make_split(scan(colors), SplitSpec(method="given"), name="colors")
     save_split(split, workspace=workspace)

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from core import devices, runs
+from core import devices, rundir, runs
 from core.__main__ import main
-from core.train import TrainConfig
+from core.config import TrainConfig
 from tests.conftest import REPO
 
 # What TensorFlow prints at start-up on a machine without a GPU (and a few more of its notes).
@@ -109,7 +109,7 @@ def test_the_run_worker_process_configures_tensorflow(workspace, tmp_path):
     report = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if k != devices.GROWTH_ENV}
     done = subprocess.run(
-        [sys.executable, "-c", _WORKER, str(runs.run_dir(run_id, workspace)), str(report)],
+        [sys.executable, "-c", _WORKER, str(rundir.run_dir(run_id, workspace)), str(report)],
         cwd=REPO,
         env=env,
         capture_output=True,

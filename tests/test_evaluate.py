@@ -13,7 +13,7 @@ import pytest
 from core import evaluate, metrics, modelfile
 from core.data import SplitSpec, make_split, save_split, scan
 from core.images import load_resized
-from core.runs import run_dir
+from core.rundir import run_dir
 from core.train import load_model
 from tests.conftest import COLORS_SIZE
 

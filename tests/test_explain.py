@@ -435,23 +435,24 @@ def _check_localisation(name: str, maps: np.ndarray, boxes: list, size: int) -> 
 @pytest.mark.slow
 def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     """The demo story end to end: the Data page's default split of the demo (0.6/0.2/0.2, seed 0),
-    "Quick demo settings" (core.train.QUICK_DEMO) trained by a real run process, >= 95% on the
+    "Quick demo settings" (core.config.QUICK_DEMO) trained by a real run process, >= 95% on the
     800 unseen test pictures; then Grad-CAM's peak lies in the object's box for >= 80% of the
     correctly classified ones, beating a wrong-box control. Time is reported, not asserted."""
     import time
 
-    from core import data, demo, evaluate, runs
-    from core.train import TrainConfig, finalize
+    from core import data, demo, evaluate, rundir, runs
+    from core.config import QUICK_DEMO, TrainConfig
+    from core.train import finalize
 
     root = demo.ensure_demo(workspace)
     split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2, seed=0))
     data.save_split(split, name="demo")
-    run_id = runs.submit(finalize(TrainConfig(split="demo", **train.QUICK_DEMO), workspace).to_dict())
+    run_id = runs.submit(finalize(TrainConfig(split="demo", **QUICK_DEMO), workspace).to_dict())
     deadline = time.time() + 900
     while runs.status(run_id)["state"] in runs.ACTIVE_STATES and time.time() < deadline:
         time.sleep(1)
     status = runs.status(run_id)
-    assert status["state"] == "done", (runs.run_dir(run_id) / "log.txt").read_text()[-3000:]
+    assert status["state"] == "done", (rundir.run_dir(run_id) / "log.txt").read_text()[-3000:]
     result = evaluate.evaluate_run(run_id, "best", "test")
     print(
         f"\nquick demo: test accuracy {result.accuracy:.3f} on {result.n} pictures, "
@@ -459,11 +460,11 @@ def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     )
     assert result.n == 800 and result.accuracy >= 0.95
 
-    size = train.QUICK_DEMO["image_size"]
+    size = QUICK_DEMO["image_size"]
     _, all_boxes, _, _ = _demo_images(root, size)
     rels = split.files("test")
     x = np.stack([load_resized(root / rel, (size, size)) for rel in rels]).astype("float32")
-    model = train.load_model(runs.run_dir(run_id) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id) / "best.keras")
     correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == split.labels("test")
     ok = [all_boxes[rel] for rel, right in zip(rels, correct) if right]
     _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, size)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core import data, demo, lr_find, train
-from core.train import TrainConfig
+from core import data, demo, lr_find
+from core.config import QUICK_DEMO, TrainConfig
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def shapes(workspace):
 
 
 def test_suggestion_lies_where_the_loss_drops_on_the_demo(shapes):
-    config = TrainConfig(split="s", **train.QUICK_DEMO)
+    config = TrainConfig(split="s", **QUICK_DEMO)
     messages = []
     found = lr_find.find_lr(config, steps=100, progress=messages.append)
     assert len(found.lrs) == len(found.losses) == len(found.smoothed) >= 10
@@ -50,7 +50,7 @@ def test_valley_rule_on_a_made_up_curve():
 
 
 def test_bad_ranges_are_refused(shapes):
-    config = TrainConfig(split="s", **train.QUICK_DEMO)
+    config = TrainConfig(split="s", **QUICK_DEMO)
     with pytest.raises(ValueError, match="min_lr < max_lr"):
         lr_find.find_lr(config, min_lr=1e-2, max_lr=1e-3)
     with pytest.raises(ValueError, match="at least 10 steps"):

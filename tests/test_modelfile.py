@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from core import modelfile
-from core.runs import RunError, create_run, run_dir
-from core.train import TrainConfig
+from core.config import TrainConfig
+from core.rundir import RunError, run_dir
+from core.runs import create_run
 from tests.conftest import COLORS_SIZE
 
 

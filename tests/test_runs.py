@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, demo, evaluate, runs, train
+from core import data, demo, evaluate, rundir, runs, train
+from core.config import TrainConfig, default_settings
 from core.fileio import atomic_write_json, repair_jsonl
-from core.train import TrainConfig
 from tests.conftest import CATSDOGS, WEIGHTS
 
 MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
@@ -40,7 +40,7 @@ def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int
 
 
 def log_tail(run_id: str, ws: Path, n: int = 3000) -> str:
-    path = runs.runs_dir(ws) / run_id / "log.txt"
+    path = rundir.runs_dir(ws) / run_id / "log.txt"
     return path.read_text(errors="replace")[-n:] if path.exists() else "(no log.txt)"
 
 
@@ -135,7 +135,7 @@ def test_each_mode_trains_through_the_worker_process(mode_runs, mode_ws, mode):
     run_id, ws = mode_runs[mode], mode_ws
     status = runs.status(run_id, ws)
     assert status["state"] == "done", (status, log_tail(run_id, ws))
-    path = runs.run_dir(run_id, ws)
+    path = rundir.run_dir(run_id, ws)
     for name in ARTIFACTS:
         assert (path / name).is_file(), name
     config = TrainConfig.from_dict(json.loads((path / "config.json").read_text()))
@@ -204,7 +204,7 @@ def stopped_run(long_ws) -> dict:
     requested = time.time()
     runs.stop(run_id, long_ws)
     status = wait_for(run_id, long_ws)
-    path = runs.run_dir(run_id, long_ws)
+    path = rundir.run_dir(run_id, long_ws)
     return {
         "id": run_id,
         "requested": requested,
@@ -224,7 +224,7 @@ def test_stop_ends_within_a_batch_and_keeps_checkpoints(stopped_run, long_ws):
     assert epochs_of(stopped_run["rows"], complete=True) == list(range(1, done + 1))
     # The epoch cut short says so (unless the stop landed on its last batch).
     assert epochs_of(stopped_run["rows"], complete=False) in ([done + 1], [])
-    path = runs.run_dir(stopped_run["id"], long_ws)
+    path = rundir.run_dir(stopped_run["id"], long_ws)
     assert (path / "best.keras").is_file() and (path / "last.keras").is_file()
     train.load_model(path / "last.keras")
 
@@ -241,7 +241,7 @@ def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(stopped_run
     assert epochs_of(rows, complete=True) == [1, 2, 3, 4]  # nothing repeated but the partial epoch
     assert epochs_of(rows) == [*range(1, done + 1), *partial, *range(done + 1, LONG["epochs"] + 1)]
     # Restored, not reset: the counter goes on from the saved value by the batches trained since.
-    after = iterations(runs.run_dir(run_id, long_ws) / "last.keras")
+    after = iterations(rundir.run_dir(run_id, long_ws) / "last.keras")
     assert after == before + (LONG["epochs"] - done) * steps
     assert before >= done * steps + (1 if partial else 0)  # a partial epoch's batches were saved too
 
@@ -255,7 +255,7 @@ def test_features_run_stops_and_resumes_its_head(long_ws):
     wait_for_rows(run_id, long_ws, mid_training)
     runs.stop(run_id, long_ws)
     assert wait_for(run_id, long_ws)["state"] == "stopped"
-    path = runs.run_dir(run_id, long_ws)
+    path = rundir.run_dir(run_id, long_ws)
     before = iterations(path / "resume.keras")
     done = json.loads((path / "state.json").read_text())["epochs_done"]
     assert done >= 1
@@ -272,12 +272,12 @@ def test_features_run_stops_and_resumes_its_head(long_ws):
 
 def test_resume_refuses_active_and_checkpointless_runs(workspace):
     run_id = runs.create_run({"mode": "scratch", "model": "small"}, workspace)
-    with pytest.raises(runs.RunError, match="is queued"):
+    with pytest.raises(rundir.RunError, match="is queued"):
         runs.resume(run_id, workspace)
-    write_status(runs.run_dir(run_id, workspace), state="failed")
-    with pytest.raises(runs.RunError, match="no checkpoint"):
+    write_status(rundir.run_dir(run_id, workspace), state="failed")
+    with pytest.raises(rundir.RunError, match="no checkpoint"):
         runs.resume(run_id, workspace)
-    with pytest.raises(runs.RunError, match="no run"):
+    with pytest.raises(rundir.RunError, match="no run"):
         runs.resume("nope", workspace)
 
 
@@ -290,9 +290,9 @@ def test_sigkill_reads_interrupted_and_resume_finishes(long_ws):
     runs.kill(run_id, long_ws)
     status = wait_for(run_id, long_ws, timeout=10)
     assert status["state"] == "interrupted" and "killed" in status["error"]
-    raw = json.loads((runs.run_dir(run_id, long_ws) / "status.json").read_text())
+    raw = json.loads((rundir.run_dir(run_id, long_ws) / "status.json").read_text())
     assert raw["state"] == "running"  # the worker never got to say so: readers derive it
-    path = runs.run_dir(run_id, long_ws)
+    path = rundir.run_dir(run_id, long_ws)
     assert json.loads((path / "state.json").read_text())["epochs_done"] >= 1
     train.load_model(path / "last.keras")  # whole, never half-written
 
@@ -331,7 +331,7 @@ def test_queued_runs_never_overlap_and_a_stopped_queued_run_never_trains(workspa
     status = runs.status(stopped, workspace)
     assert status["state"] == "stopped" and status["message"] == "stopped while queued"
     assert "started" not in status and runs.metrics(stopped, workspace) == []
-    assert not (runs.run_dir(stopped, workspace) / "last.keras").exists()
+    assert not (rundir.run_dir(stopped, workspace) / "last.keras").exists()
     a, b = (runs.status(r, workspace) for r in ids if r != stopped)
     assert a["state"] == b["state"] == "done"
     (_, end1), (start2, _) = sorted([(a["started"], a["ended"]), (b["started"], b["ended"])])
@@ -341,7 +341,7 @@ def test_queued_runs_never_overlap_and_a_stopped_queued_run_never_trains(workspa
 def test_sigterm_ends_a_queued_worker_in_a_state_it_writes(workspace):
     """SIGTERM is a stop request: the worker itself writes "stopped" (only SIGKILL leaves no word)."""
     make_demo_split(workspace, per_class=4, size=32)
-    lock = open(runs.runs_dir(workspace) / runs.LOCK_NAME, "a+")
+    lock = open(rundir.runs_dir(workspace) / runs.LOCK_NAME, "a+")
     fcntl.flock(lock, fcntl.LOCK_EX)  # the device is busy: the run waits in the queue
     try:
         run_id = submit(workspace, image_size=32, epochs=1)
@@ -351,7 +351,7 @@ def test_sigterm_ends_a_queued_worker_in_a_state_it_writes(workspace):
     finally:
         lock.close()
     assert status["state"] == "stopped"
-    raw = json.loads((runs.run_dir(run_id, workspace) / "status.json").read_text())
+    raw = json.loads((rundir.run_dir(run_id, workspace) / "status.json").read_text())
     assert raw["state"] == "stopped" and raw["ended"]
 
 
@@ -402,7 +402,7 @@ def write_status(path: Path, **fields) -> None:
 
 def _fake_run(ws: Path, **status) -> Path:
     run_id = runs.create_run({"mode": "scratch"}, ws)
-    path = runs.run_dir(run_id, ws)
+    path = rundir.run_dir(run_id, ws)
     write_status(path, **status)
     return path
 
@@ -452,7 +452,7 @@ def test_a_zombie_worker_is_not_alive(workspace):
 def test_status_writes_never_lose_the_final_state(workspace):
     """The heartbeat thread, progress updates and the launcher all merge under one lock."""
     path = _fake_run(workspace, state="queued")
-    control = runs.RunControl(path)
+    control = rundir.RunControl(path)
     control.update(state="running", pid=os.getpid())
     stop = threading.Event()
 
@@ -466,14 +466,14 @@ def test_status_writes_never_lose_the_final_state(workspace):
     for t in threads:
         t.start()
     control.beat_forever()
-    runs.RunControl(path).update(from_launcher=True)  # another writer, like launch()
+    rundir.RunControl(path).update(from_launcher=True)  # another writer, like launch()
     time.sleep(0.3)
     stop.set()
     for t in threads:
         t.join()
     control.end_heartbeat()
     control.update(state="done", ended=time.time())
-    time.sleep(runs.HEARTBEAT_SECONDS + 0.5)  # no late beat may bring "running" back
+    time.sleep(rundir.HEARTBEAT_SECONDS + 0.5)  # no late beat may bring "running" back
     raw = json.loads((path / "status.json").read_text())
     assert raw["state"] == "done" and raw["from_launcher"] is True
     assert all(raw[f"field{i}"] > 0 for i in range(3))
@@ -505,7 +505,7 @@ def test_launch_fills_in_the_pid_without_clobbering_the_worker(workspace, monkey
 @contextlib.contextmanager
 def device_held(ws: Path):
     """Hold the device lock, as a running run does: submitted runs wait in the queue."""
-    lock = open(runs.runs_dir(ws) / runs.LOCK_NAME, "a+")
+    lock = open(rundir.runs_dir(ws) / runs.LOCK_NAME, "a+")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         yield lock
@@ -544,7 +544,7 @@ def test_a_live_worker_with_a_late_heartbeat_is_not_interrupted(workspace, monke
         assert "heartbeat_late" not in wait_for(
             run_id, workspace, states=("queued",), condition=lambda s: "heartbeat_late" not in s, timeout=10
         )
-        raw = runs._read_raw(runs.run_dir(run_id, workspace))
+        raw = rundir.read_raw_status(rundir.run_dir(run_id, workspace))
         assert raw["pid_start"] == runs.process_start(pid)  # what tells it from a later owner of its pid
         stop_and_wait([run_id], workspace)
 
@@ -567,24 +567,24 @@ def test_delete_refuses_a_run_whose_process_lives_whatever_its_status_says(works
     me = dict(pid=os.getpid())
     for state in ("done", "interrupted", "failed", "stopped"):
         path = _fake_run(workspace, state=state, heartbeat=0, **me)
-        with pytest.raises(runs.RunError, match="still running"):
+        with pytest.raises(rundir.RunError, match="still running"):
             runs.delete(path.name, workspace)
         assert (path / "config.json").is_file()
     stale = _fake_run(workspace, state="running", heartbeat=0, **me)  # old code: "interrupted"
-    with pytest.raises(runs.RunError, match="is running"):
+    with pytest.raises(rundir.RunError, match="is running"):
         runs.delete(stale.name, workspace)
     # A real worker whose status.json says it ended (it has not).
     with device_held(workspace):
         run_id, pid = queued_worker(workspace)
-        runs._merge_status(runs.run_dir(run_id, workspace), state="stopped")
-        with pytest.raises(runs.RunError, match="still running"):
+        rundir.merge_status(rundir.run_dir(run_id, workspace), state="stopped")
+        with pytest.raises(rundir.RunError, match="still running"):
             runs.delete(run_id, workspace)
-        assert runs.run_dir(run_id, workspace).is_dir()
-        runs._merge_status(runs.run_dir(run_id, workspace), state="queued")
+        assert rundir.run_dir(run_id, workspace).is_dir()
+        rundir.merge_status(rundir.run_dir(run_id, workspace), state="queued")
         stop_and_wait([run_id], workspace)
     monkeypatch.setattr(runs, "EXIT_GRACE_SECONDS", 10.0, raising=False)  # time to exit after its last word
     runs.delete(run_id, workspace)  # ended: now it goes
-    assert not (runs.runs_dir(workspace) / run_id).exists()
+    assert not (rundir.runs_dir(workspace) / run_id).exists()
 
 
 def test_delete_cannot_slip_in_while_a_launch_resets_the_run(workspace):
@@ -594,7 +594,7 @@ def test_delete_cannot_slip_in_while_a_launch_resets_the_run(workspace):
     holding = threading.Event()
 
     def launcher() -> None:
-        with runs._status_locked(path):
+        with rundir.status_locked(path):
             holding.set()
             time.sleep(0.5)
             write_status(path, state="queued", pid=os.getpid(), heartbeat=time.time())
@@ -602,7 +602,7 @@ def test_delete_cannot_slip_in_while_a_launch_resets_the_run(workspace):
     thread = threading.Thread(target=launcher)
     thread.start()
     holding.wait(5)
-    with pytest.raises(runs.RunError, match="is queued"):
+    with pytest.raises(rundir.RunError, match="is queued"):
         runs.delete(path.name, workspace)
     thread.join()
     assert (path / "config.json").is_file()
@@ -613,7 +613,7 @@ def test_a_worker_whose_run_was_deleted_ends_without_recreating_it(workspace):
     heartbeat or status write brings an empty folder back, and the worker ends quietly."""
     with device_held(workspace):
         run_id, pid = queued_worker(workspace)
-        path = runs.run_dir(run_id, workspace)
+        path = rundir.run_dir(run_id, workspace)
         trash = path.with_name(f".deleted-{run_id}")
         os.replace(path, trash)
         shutil.rmtree(trash)
@@ -622,39 +622,39 @@ def test_a_worker_whose_run_was_deleted_ends_without_recreating_it(workspace):
             assert not path.exists(), "the folder came back"
             assert time.time() < deadline, "the worker did not end"
             time.sleep(0.05)
-        time.sleep(runs.HEARTBEAT_SECONDS + 0.5)
+        time.sleep(rundir.HEARTBEAT_SECONDS + 0.5)
         assert not path.exists()
-        assert not list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob(f"*-{run_id}.json"))
+        assert not list((rundir.runs_dir(workspace) / runs.QUEUE_NAME).glob(f"*-{run_id}.json"))
 
 
 def test_run_side_writes_refuse_a_deleted_run(workspace):
     path = _fake_run(workspace, state="running", pid=os.getpid())
-    control = runs.RunControl(path)
+    control = rundir.RunControl(path)
     control.update(epoch=1)
     control.log({"kind": "batch", "batch": 1})
     shutil.rmtree(path)
-    with pytest.raises(runs.RunDeleted):
+    with pytest.raises(rundir.RunDeleted):
         control.update(epoch=2)
-    with pytest.raises(runs.RunDeleted):
+    with pytest.raises(rundir.RunDeleted):
         control.log({"kind": "batch", "batch": 2})
-    with pytest.raises(runs.RunDeleted):
+    with pytest.raises(rundir.RunDeleted):
         control.save_state({"epochs_done": 2})  # the epoch's last write (core.train)
     control.beat_forever()
-    time.sleep(runs.HEARTBEAT_SECONDS + 0.5)
+    time.sleep(rundir.HEARTBEAT_SECONDS + 0.5)
     control.end_heartbeat()
     assert not path.exists()
     # Nor may a folder that lost its config.json (what delete's rename leaves) be written again.
     path.mkdir()
-    with pytest.raises(runs.RunDeleted):
+    with pytest.raises(rundir.RunDeleted):
         control.update(epoch=3)
-    assert list(path.iterdir()) == [path / runs.STATUS_LOCK_NAME]
+    assert list(path.iterdir()) == [path / rundir.STATUS_LOCK_NAME]
 
 
 def test_a_deletion_during_a_status_write_does_not_bring_the_folder_back(workspace, monkeypatch):
     """The folder is removed (by hand: no lock) just after a writer took the status lock and
     checked that the run exists: the write fails, it does not make a new empty folder."""
     path = _fake_run(workspace, state="running", pid=os.getpid())
-    real_read = runs._read_raw
+    real_read = rundir.read_raw_status
 
     def read_then_vanish(p: Path) -> dict:
         status = real_read(p)
@@ -664,14 +664,14 @@ def test_a_deletion_during_a_status_write_does_not_bring_the_folder_back(workspa
             shutil.rmtree(trash)
         return status
 
-    monkeypatch.setattr(runs, "_read_raw", read_then_vanish)
+    monkeypatch.setattr(rundir, "read_raw_status", read_then_vanish)
     error = None
     try:
-        runs.RunControl(path).update(epoch=2)
+        rundir.RunControl(path).update(epoch=2)
     except Exception as e:
         error = e
     assert not path.exists(), "the write re-created the deleted folder"
-    assert isinstance(error, runs.RunDeleted)
+    assert isinstance(error, rundir.RunDeleted)
 
 
 def fake_training(monkeypatch, body=None):
@@ -697,7 +697,7 @@ def test_a_torn_metrics_line_does_not_swallow_the_next_row(workspace, monkeypatc
     # A whole row that only lost its newline is kept.
     (path / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "epoch": 1}))
     assert repair_jsonl(path / "metrics.jsonl") == 0
-    runs.RunControl(path).log({"kind": "epoch", "epoch": 2})
+    rundir.RunControl(path).log({"kind": "epoch", "epoch": 2})
     assert [r["epoch"] for r in runs.metrics(path.name, workspace)] == [1, 2]
 
 
@@ -760,11 +760,11 @@ def test_the_queue_serves_runs_in_submission_order(workspace):
     started = [s["started"] for s in statuses]
     assert started == sorted(started)
     assert statuses[0]["ended"] <= started[1] and statuses[1]["ended"] <= started[2]
-    assert not list((runs.runs_dir(workspace) / runs.QUEUE_NAME).glob("*.json"))
+    assert not list((rundir.runs_dir(workspace) / runs.QUEUE_NAME).glob("*.json"))
 
 
 def test_the_queue_skips_tickets_of_dead_processes_and_waits_for_live_ones(workspace):
-    queue = runs._queue_dir(runs.runs_dir(workspace))
+    queue = runs._queue_dir(rundir.runs_dir(workspace))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     runs._write_ticket(queue / runs._ticket_name("dead-run", 1), "dead-run", dead.pid)
@@ -910,7 +910,7 @@ def test_jax_backend_trains_a_run(workspace):
     status = wait_for(run_id, workspace, timeout=600)
     assert status["state"] == "done", log_tail(run_id, workspace)
     assert status["plan"]["backend"] == "jax" and status["plan"]["jit_compile"] is True
-    assert (runs.run_dir(run_id, workspace) / "best.keras").is_file()
+    assert (rundir.run_dir(run_id, workspace) / "best.keras").is_file()
 
 
 MOBILENET_05 = WEIGHTS / "mobilenet_5_0_224_tf_no_top.h5"
@@ -935,7 +935,7 @@ def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
         run_id = submit(
             workspace,
             **{
-                **train.default_settings("features", "mobilenet_0.5"),
+                **default_settings("features", "mobilenet_0.5"),
                 "split": f"photos{seed}",
                 "weights": str(MOBILENET_05),
             },
@@ -951,7 +951,7 @@ def test_feature_extraction_and_fine_tuning_on_real_photos(workspace):
 
     finetune_id = submit(
         workspace,
-        **{**train.default_settings("finetune"), "from_run": features_id, "epochs": 2},
+        **{**default_settings("finetune"), "from_run": features_id, "epochs": 2},
         mode="finetune",
         unfreeze_top=6,
         seed=0,

@@ -1,4 +1,4 @@
-"""core.train in this process: configs, finalize, model building, feature cache, fine-tuning,
+"""core.train in this process: finalize, model building, feature cache, fine-tuning,
 device choices, and small runs through runs.worker_main (no subprocess) for the switches."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import augment, cache, data, demo, models, runs, train
-from core.train import ConfigError, TrainConfig
+from core import augment, cache, data, demo, models, rundir, runs, train
+from core.config import ConfigError, TrainConfig, default_settings
 from tests.conftest import WEIGHTS
 
 MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
@@ -44,106 +44,11 @@ def float32_policy():
 def run_in_process(config: TrainConfig, ws: Path) -> tuple[str, dict]:
     """A run through the worker's own code (queue, train, final state), without a subprocess."""
     run_id = runs.create_run(config.to_dict(), ws)
-    runs.worker_main(runs.run_dir(run_id, ws), resume=False)
+    runs.worker_main(rundir.run_dir(run_id, ws), resume=False)
     return run_id, runs.status(run_id, ws)
 
 
-# ---------------------------------------------------------------------------- 1. config
-
-
-def test_config_round_trips_through_json():
-    config = TrainConfig(
-        split="s",
-        mode="frozen",
-        model="mobilenet_0.25",
-        image_size=96,
-        augment={"horizontal_flip": True},
-        scratch_options={"depth": 2},
-        learning_rate=3e-4,
-        momentum=0,  # an int in JSON is the same setting
-        unfreeze_top=None,
-        class_weights=True,
-        name="Ünïcode",
-    )
-    text = json.dumps(config.to_dict())
-    again = TrainConfig.from_dict(json.loads(text))
-    assert again == config
-    assert json.dumps(again.to_dict()) == text
-    assert isinstance(again.momentum, float)
-
-
-@pytest.mark.parametrize(
-    "field, value",
-    [
-        ("mode", "transfer"),
-        ("optimizer", "adagrad"),
-        ("lr_schedule", "step"),
-        ("precision", "float64"),
-        ("jit_compile", "yes"),
-        ("learning_rate", 0),
-        ("learning_rate", 1.5),
-        ("learning_rate", float("nan")),
-        ("learning_rate", "1e-4"),
-        ("batch_size", 0),
-        ("batch_size", 8.5),
-        ("epochs", 0),
-        ("epochs", True),
-        ("image_size", 8),
-        ("head_dropout", 1.0),
-        ("head_units", -1),
-        ("head_pooling", "max"),
-        ("resize_policy", "squash"),
-        ("patience", -1),
-        ("momentum", 1.0),
-        ("log_every", 0),
-        ("seed", -1),
-        ("weights", ""),
-        ("model", ""),
-        ("augment", {"rotation_deg": 1000}),
-        ("augment", {"spin": 1}),
-        ("unfreeze_top", 0),
-        ("class_weights", "yes"),
-        ("split", None),
-    ],
-)
-def test_invalid_values_raise_config_error_naming_the_field(field, value):
-    with pytest.raises(ConfigError, match=rf"^{field}: "):
-        TrainConfig(**{field: value})
-    with pytest.raises(ConfigError, match=rf"^{field}: "):
-        TrainConfig.from_dict({**TrainConfig().to_dict(), field: value})
-
-
-def test_finetune_needs_a_source_and_one_way_to_unfreeze():
-    with pytest.raises(ConfigError, match="^from_run: "):
-        TrainConfig(mode="finetune")
-    with pytest.raises(ConfigError, match="^unfreeze_top: "):
-        TrainConfig(mode="finetune", from_run="r", unfreeze_from="conv_pw_13", unfreeze_top=2)
-
-
-def test_unknown_keys_are_rejected():
-    with pytest.raises(ConfigError, match="unknown training setting.*colour"):
-        TrainConfig.from_dict({"split": "s", "colour": "red"})
-    with pytest.raises(ConfigError):
-        TrainConfig.from_dict(["not", "a", "dict"])
-
-
-def test_seed_defaults_match_the_seeds():
-    scratch, features, frozen, finetune = (train.seed_defaults(m) for m in train.MODES)
-    assert (scratch["optimizer"], scratch["learning_rate"], scratch["model"]) == ("rmsprop", 1e-4, "seed000")
-    assert scratch["augment_name"] == "seed-000" and scratch["image_size"] == 150
-    for d in (features, frozen):
-        assert (d["optimizer"], d["learning_rate"], d["model"], d["weights"]) == (
-            "rmsprop",
-            2e-5,
-            "vgg16",
-            "imagenet",
-        )
-    assert features["augment_name"] == "none" and frozen["augment_name"] == "seed-000"
-    assert (finetune["optimizer"], finetune["learning_rate"]) == ("rmsprop", 1e-5)
-    assert finetune["unfreeze_from"] == "block5_conv1"
-    for mode in train.MODES:  # every mode's defaults make a valid config
-        extra = {"from_run": "r"} if mode == "finetune" else {}
-        TrainConfig.from_dict({"split": "s", "mode": mode, **train.seed_defaults(mode), **extra})
+# ---------------------------------------------------------------------------- 1. finalize
 
 
 def test_finalize_records_the_augmentation_snapshot(workspace):
@@ -298,7 +203,7 @@ def features_run(workspace) -> str:
     make_demo_split(workspace, per_class=4)
     config = train.finalize(mobilenet_config(), workspace)
     run_id = runs.create_run(config.to_dict(), workspace)
-    train.save_atomic(train.build_model(config, 4), runs.run_dir(run_id, workspace) / "best.keras")
+    train.save_atomic(train.build_model(config, 4), rundir.run_dir(run_id, workspace) / "best.keras")
     return run_id
 
 
@@ -466,7 +371,7 @@ def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
         learning_rate=1e-3,
     )
     run_id = runs.create_run(train.finalize(config, workspace).to_dict(), workspace)
-    path = runs.run_dir(run_id, workspace)
+    path = rundir.run_dir(run_id, workspace)
     done = subprocess.run(
         [sys.executable, "-c", _MIRRORED_WORKER, str(path)],
         cwd=REPO,
@@ -515,7 +420,7 @@ def test_mixed_bfloat16_run_trains_on_cpu(workspace, float32_policy):
     assert status["plan"]["precision"] == "mixed_bfloat16"
     [epoch] = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
     assert np.isfinite(epoch["loss"]) and np.isfinite(epoch["val_loss"])
-    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.get_layer("last_conv").compute_dtype == "bfloat16"
     assert model.get_layer("output").compute_dtype == "float32"  # the softmax stays in float32
 
@@ -544,37 +449,6 @@ def test_lr_schedules_run_and_log_the_learning_rate(workspace, schedule, float32
         assert lrs[0] < 0.01 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.001  # decays to ~0
     else:
         assert lrs[0] == pytest.approx(0.01) and min(lrs) >= 0.01 * 0.2**2 - 1e-9
-
-
-def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
-    for mode in train.MODES:
-        assert train.default_settings(mode, recipe="seed") == train.seed_defaults(mode)
-    features = train.default_settings("features", "mobilenet_0.5")
-    assert features["image_size"] == 224 and features["head_pooling"] == "avg"
-    assert features["optimizer"] == "adam" and features["learning_rate"] == 3e-4
-    assert train.default_settings("frozen", "xception")["image_size"] == 299
-    assert train.default_settings("scratch", "compact")["image_size"] == 32
-    finetune = train.default_settings("finetune")
-    assert finetune["learning_rate"] == 1e-5 and "unfreeze_from" not in finetune  # the base's own block
-    with pytest.raises(ValueError, match="not a scratch net"):
-        train.default_settings("scratch", "vgg16")
-    with pytest.raises(ValueError, match="recipe"):
-        train.default_settings("features", recipe="magic")
-    TrainConfig.from_dict(
-        {"split": "s", "mode": "scratch", **train.QUICK_DEMO}
-    )  # the demo settings are valid
-
-
-def test_resnet_recipe_is_a_named_choice_with_its_own_settings():
-    resnet = train.default_settings("scratch", "resnet")
-    assert resnet["model"] == "resnet" and resnet["image_size"] == 128
-    assert resnet["optimizer"] == "adamw" and resnet["weight_decay"] > 0
-    assert resnet["lr_schedule"] == "cosine" and resnet["warmup_epochs"] > 0
-    assert resnet["label_smoothing"] == 0.1 and resnet["augment_name"] == "photos"
-    TrainConfig.from_dict({"split": "s", "mode": "scratch", **resnet})  # valid as it stands
-    seed = train.default_settings("scratch", "seed000")
-    assert seed["optimizer"] == "rmsprop" and "warmup_epochs" not in seed  # other nets keep theirs
-    assert train.default_settings("scratch", "resnet", recipe="seed")["optimizer"] == "rmsprop"
 
 
 def test_warmup_rises_linearly_then_follows_the_schedule():
@@ -613,28 +487,12 @@ def test_adamw_decays_kernels_but_not_batchnorm_or_biases():
     assert moved["bias"] == moved["gamma"] == moved["beta"] == 1.0
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"optimizer": "adam", "weight_decay": 0.05}, "weight_decay: applies to the adamw"),
-        ({"optimizer": "adamw", "weight_decay": 1.5}, "weight_decay: must be in"),
-        ({"lr_schedule": "plateau", "warmup_epochs": 2}, "warmup_epochs: works with"),
-        ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs: must be 0 or fewer"),
-        ({"label_smoothing": 0.5}, "label_smoothing: must be in"),
-        ({"label_smoothing": "a bit"}, "label_smoothing: must be a number"),
-    ],
-)
-def test_recipe_settings_that_cannot_run_are_refused(settings, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(split="s", **settings)
-
-
 def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_policy):
     """The whole recipe (residual net, AdamW, warm-up, cosine, label smoothing, 'photos') runs end to
     end in a run process; the logged rate climbs through the warm-up and falls after it."""
     make_demo_split(workspace, per_class=8, size=48)
     settings = {
-        **train.default_settings("scratch", "resnet"),
+        **default_settings("scratch", "resnet"),
         "image_size": 32, "epochs": 3, "batch_size": 8, "warmup_epochs": 1,
     }  # fmt: skip
     config = TrainConfig(split="demo", **settings, log_every=1, scratch_options={"filters": 8})
@@ -644,7 +502,7 @@ def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_po
     peak = lrs.index(max(lrs))
     assert 0 < peak < len(lrs) - 1 and lrs[:peak] == sorted(lrs[:peak])  # up, then down
     assert max(lrs) == pytest.approx(settings["learning_rate"], rel=0.2)
-    model = train.load_model(runs.run_dir(run_id, workspace) / "best.keras")
+    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.loss.get_config()["label_smoothing"] == 0.1
 
 

@@ -7,9 +7,10 @@ import re
 import numpy as np
 from playwright.sync_api import expect
 
-from core import cache, data, demo, models, runs
-from core.runs import RunControl
-from core.train import TrainConfig, finalize
+from core import cache, data, demo, models, rundir, runs
+from core.config import TrainConfig
+from core.rundir import RunControl
+from core.train import finalize
 from tests.e2e.conftest import screenshot, wait_idle
 
 
@@ -31,7 +32,7 @@ def _trained_run(workspace) -> str:
     model.compile(optimizer="adam", loss=models.loss_for(len(split.classes)), metrics=["accuracy"])
     train = cache.split_arrays(split, "train", (64, 64), workspace=workspace)
     model.fit(np.asarray(train.images, np.float32), np.asarray(train.labels), epochs=2, verbose=0)
-    path = runs.run_dir(run_id, workspace)
+    path = rundir.run_dir(run_id, workspace)
     model.save(path / "best.keras")
     RunControl(path).update(state="done", pid=None, classes=split.classes)
     return run_id

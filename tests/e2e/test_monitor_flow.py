@@ -9,8 +9,8 @@ import time
 
 from playwright.sync_api import expect
 
-from core import runs
-from core.runs import RunControl
+from core import rundir, runs
+from core.rundir import RunControl
 from tests.e2e.conftest import screenshot, streamlit_server, wait_idle
 
 CONFIG = {"mode": "scratch", "model": "small", "split": "s", "epochs": 3, "image_size": 32}
@@ -18,7 +18,7 @@ CONFIG = {"mode": "scratch", "model": "small", "split": "s", "epochs": 3, "image
 
 def _run(workspace, name: str, state: str, pid: int | None) -> str:
     run_id = runs.create_run(CONFIG, workspace, run_id=name)
-    RunControl(runs.run_dir(run_id, workspace)).update(state=state, pid=pid, epoch=1, epochs=3)
+    RunControl(rundir.run_dir(run_id, workspace)).update(state=state, pid=pid, epoch=1, epochs=3)
     return run_id
 
 
@@ -38,7 +38,7 @@ def test_picker_labels_follow_a_run_that_ends_while_the_page_is_open(page, tmp_p
             page.get_by_role("option", name="20260101-000000-a").click()  # watch the finished one
             wait_idle(page)
 
-            RunControl(runs.run_dir(busy, workspace)).update(state="done", ended=time.time())
+            RunControl(rundir.run_dir(busy, workspace)).update(state="done", ended=time.time())
             worker.kill()
             time.sleep(7)  # longer than the idle poll: the page has had its chance to look again
             picker.click()

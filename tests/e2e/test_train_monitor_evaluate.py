@@ -8,7 +8,7 @@ import time
 
 from playwright.sync_api import expect
 
-from core import data, demo, runs
+from core import data, demo, rundir, runs
 from tests.e2e.conftest import screenshot, wait_idle
 
 
@@ -81,5 +81,5 @@ def test_train_then_watch_then_evaluate(app_server, e2e_workspace, page):
     heatmap = page.locator(".js-plotly-plot .heatmaplayer")
     expect(heatmap).to_have_count(1)
     screenshot(page, "evaluate-confusion")
-    cached = json.loads((runs.run_dir(run["id"], e2e_workspace) / "eval-best-test.json").read_text())
+    cached = json.loads((rundir.run_dir(run["id"], e2e_workspace) / "eval-best-test.json").read_text())
     assert sum(map(sum, cached["confusion"])) == cached["n"] > 0

@@ -46,9 +46,10 @@ def plotly_values(v) -> np.ndarray:
 @pytest.fixture
 def trained_run(workspace, tmp_path):
     """A run directory holding a real (briefly trained) model on demo shapes at 32 px."""
-    from core import data, demo, models, runs
-    from core.runs import RunControl
-    from core.train import TrainConfig, finalize
+    from core import data, demo, models, rundir, runs
+    from core.config import TrainConfig
+    from core.rundir import RunControl
+    from core.train import finalize
 
     root = demo.generate(tmp_path / "shapes", per_class=20, size=32)
     split = data.make_split(data.scan(root), data.SplitSpec("counts", 10, 4, 6))
@@ -60,7 +61,7 @@ def trained_run(workspace, tmp_path):
         workspace,
     )
     run_id = runs.create_run(config.to_dict())
-    path = runs.run_dir(run_id)
+    path = rundir.run_dir(run_id)
     model = models.build_scratch("small", 32, len(split.classes))
     model.compile(optimizer="adam", loss=models.loss_for(len(split.classes)), metrics=["accuracy"])
     from core import cache

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from core import runs
-from core.runs import RunControl
+from core import rundir, runs
+from core.rundir import RunControl
 from tests.pages.conftest import open_page, plotly_values
 
 
@@ -32,7 +32,7 @@ def live_run(workspace):
     run_id = runs.create_run(
         {"mode": "scratch", "model": "small", "epochs": 10, "split": "s", "augment_name": "none"}
     )
-    control = RunControl(runs.run_dir(run_id))
+    control = RunControl(rundir.run_dir(run_id))
     control.update(
         state="running", pid=os.getpid(), started=time.time() - 30, epochs=10, batches=4, classes=["a", "b"]
     )
@@ -110,7 +110,7 @@ def test_per_batch_points_and_overfitting_hint(live_run):
 
 def test_failed_run_shows_message_and_log_not_traceback(workspace):
     run_id = runs.create_run({"mode": "scratch", "model": "small", "epochs": 2, "split": "s"})
-    path = runs.run_dir(run_id)
+    path = rundir.run_dir(run_id)
     RunControl(path).update(state="failed", error="ValueError: the split 's' is gone", pid=None)
     (path / "log.txt").write_text(
         "Traceback (most recent call last):\n  ...\nValueError: the split 's' is gone\n"
@@ -129,7 +129,7 @@ def test_table_rename_notes_compare_and_delete(live_run, workspace):
     other = runs.create_run(
         {"mode": "features", "model": "vgg16", "epochs": 3, "split": "s", "augment_name": "none"}
     )
-    other_control = RunControl(runs.run_dir(other))
+    other_control = RunControl(rundir.run_dir(other))
     other_control.update(state="done", pid=None, started=time.time() - 60, ended=time.time())
     other_control.log(
         {
@@ -157,7 +157,7 @@ def test_table_rename_notes_compare_and_delete(live_run, workspace):
     runs.set_meta(other, name="vgg features", notes="first try")
     at.run()
     assert "vgg features" in list(next(d.value for d in at.dataframe if "state" in d.value.columns)["name"])
-    with pytest.raises(runs.RunError, match="running"):
+    with pytest.raises(rundir.RunError, match="running"):
         runs.delete(run_id)
     runs.delete(other)
     assert [r["id"] for r in runs.list_runs()] == [run_id]
@@ -165,7 +165,7 @@ def test_table_rename_notes_compare_and_delete(live_run, workspace):
 
 def test_a_late_heartbeat_of_a_live_run_is_news_not_an_interruption(live_run):
     run_id, _, _ = live_run
-    path = runs.run_dir(run_id)
+    path = rundir.run_dir(run_id)
     raw = json.loads((path / "status.json").read_text())
     raw.update(heartbeat=time.time() - 125, pid_start=runs.process_start(os.getpid()))
     (path / "status.json").write_text(json.dumps(raw))
