@@ -266,6 +266,10 @@ NET_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+# From scratch, the default recipe trains today's net; seed 000's stays one click away (recipe "seed").
+DEFAULT_SCRATCH_NET = "resnet"
+
+
 def _scratch_net(name: str):
     """The ScratchSpec of a scratch net; ConfigError naming the choices for any other name."""
     from core import models
@@ -281,7 +285,8 @@ def default_settings(mode: str, model: str | None = None, recipe: str = "default
     """The settings a run of `mode` on `model` starts from (the mode's usual network when None).
 
     recipe "seed": seed_defaults(mode) as the tutorials ran it (a chosen model keeps their 150 px).
-    recipe "default": the image size the network was made for (a base's ImageNet size, a scratch
+    recipe "default": from scratch, the ResNet and its recipe (NET_RECIPES) unless another net is
+    chosen; the image size the network was made for (a base's ImageNet size, a scratch
     net's own), and for pretrained bases a head that suits features of any size: global average
     pooling (a Flatten head on a 7x7x1024 map has 12 M weights and overfits 2,000 photos) trained
     from scratch at Adam 3e-4 (1e-3 overfits within a few epochs; the seeds' 2e-5 suits VGG16's
@@ -299,6 +304,9 @@ def default_settings(mode: str, model: str | None = None, recipe: str = "default
     if recipe == "seed":
         return settings
     from core import models
+
+    if mode == "scratch" and not model:
+        settings["model"] = DEFAULT_SCRATCH_NET
 
     if mode == "scratch":
         settings["image_size"] = _scratch_net(settings["model"]).default_size

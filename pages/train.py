@@ -143,7 +143,7 @@ def config_ui(split_name: str) -> TrainConfig | None:
         if mode == "scratch":
             names = list(models.SCRATCH_NETS)
             if st.session_state.get("train_model") not in names:
-                st.session_state["train_model"] = "seed000"
+                st.session_state["train_model"] = default_settings("scratch")["model"]
             values["model"] = st.selectbox(
                 "Network",
                 names,

@@ -144,6 +144,8 @@ def test_resnet_recipe_is_a_named_choice_with_its_own_settings():
     seed = default_settings("scratch", "seed000")
     assert seed["optimizer"] == "rmsprop" and "warmup_epochs" not in seed  # other nets keep theirs
     assert default_settings("scratch", "resnet", recipe="seed")["optimizer"] == "rmsprop"
+    assert default_settings("scratch") == resnet  # the default from scratch
+    assert default_settings("scratch", recipe="seed")["model"] == "seed000"  # the tutorials' net
 
 
 @pytest.mark.parametrize(

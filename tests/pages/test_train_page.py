@@ -33,9 +33,9 @@ def test_no_split_points_to_data_page(workspace):
 
 
 def test_defaults_follow_the_mode_and_the_network(app):
-    assert app.selectbox(key="train_model").value == "seed000"
-    assert app.number_input(key="train_lr").value == pytest.approx(1e-4)
-    assert app.number_input(key="train_size").value == 150
+    assert app.selectbox(key="train_model").value == "resnet"  # today's recipe from scratch
+    assert app.selectbox(key="train_optimizer").value == "adamw"
+    assert app.number_input(key="train_size").value == 128
     app.selectbox(key="train_model").set_value("compact").run()
     assert app.number_input(key="train_size").value == 32  # the net's own size
     app.radio(key="train_mode").set_value("features").run()
@@ -53,6 +53,7 @@ def test_defaults_follow_the_mode_and_the_network(app):
 
 
 def test_resnet_brings_its_recipe_and_another_net_takes_it_away(app):
+    app.selectbox(key="train_model").set_value("compact").run()
     app.selectbox(key="train_model").set_value("resnet").run()
     assert app.number_input(key="train_size").value == 128
     assert app.selectbox(key="train_optimizer").value == "adamw"
@@ -85,6 +86,7 @@ def test_seed_recipe_is_one_click_away(app):
 
 
 def test_summary_shows_exact_counts_before_launch(app):
+    app.selectbox(key="train_model").set_value("seed000").run()
     metrics = {m.label: m.value for m in app.metric}
     # seed000 for 4 demo classes: 3,453,121 for 2 classes + 3 more outputs x 513 weights each.
     assert metrics["Weights that learn"] == f"{3_453_121 + 3 * 513:,}"
