@@ -20,6 +20,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CONVNET_SHARED", REPO.parent / "shared"))
 CATSDOGS = SHARED / "data" / "catsdogs"
 WEIGHTS = SHARED / "weights"
+MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"  # the smallest real ImageNet base
+needs_mobilenet = pytest.mark.skipif(not MOBILENET_025.is_file(), reason="no shared MobileNet weights")
+
+
+def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int = 64):
+    """The demo shapes (4 classes) split 60/20/20 and saved in the workspace."""
+    from core import data, demo
+
+    root = demo.generate(ws / "datasets" / f"demo-{per_class}-{size}", per_class=per_class, size=size)
+    split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2), name=name)
+    data.save_split(split, workspace=ws)
+    return split
 
 
 @pytest.fixture

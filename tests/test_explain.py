@@ -24,9 +24,8 @@ from core import explain as E  # noqa: E402
 from core import models as M  # noqa: E402
 from core import train  # noqa: E402
 from core.images import load_resized  # noqa: E402
-from tests.conftest import REPO, WEIGHTS  # noqa: E402
+from tests.conftest import MOBILENET_025, REPO  # noqa: E402
 
-MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
 VARIANTS = ("float32", "mixed_bfloat16", "keras_file")
 
 

@@ -11,13 +11,9 @@ keras = pytest.importorskip("keras")
 
 from core import models as M  # noqa: E402
 from core.models import BASES, WeightsError  # noqa: E402
-from tests.conftest import WEIGHTS  # noqa: E402
+from tests.conftest import MOBILENET_025, WEIGHTS, needs_mobilenet  # noqa: E402
 
-MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
 MOBILENETV2_035 = WEIGHTS / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
-needs_weights = pytest.mark.skipif(
-    not MOBILENET_025.is_file(), reason="no shared weights in ../shared/weights"
-)
 
 
 def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -196,7 +192,7 @@ def test_alpha_variants_and_weight_file_names():
 # Weights: local files and ImageNet offline
 
 
-@needs_weights
+@needs_mobilenet
 def test_local_weights_load():
     trained = M.build_base("mobilenet_0.25", 64, weights=str(MOBILENET_025))
     random = M.build_base("mobilenet_0.25", 64, weights="none")
@@ -206,7 +202,7 @@ def test_local_weights_load():
     assert not np.allclose(_np(trained.get_layer("conv1_bn").moving_variance), 1.0)
 
 
-@needs_weights
+@needs_mobilenet
 def test_wrong_weights_files_raise_plain_errors(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("these are not weights")
@@ -238,7 +234,7 @@ def test_imagenet_without_network_raises_weights_error(monkeypatch):
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
 
 
-@needs_weights
+@needs_mobilenet
 @pytest.mark.filterwarnings("ignore:.*Weights for input shape:UserWarning")  # 64 px loads the 224 px file
 def test_imagenet_from_keras_cache_works_offline(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
@@ -253,7 +249,7 @@ def test_imagenet_from_keras_cache_works_offline(tmp_path, monkeypatch):
 # Transfer models
 
 
-@needs_weights
+@needs_mobilenet
 def test_transfer_model_frozen_runs_and_reloads_safely(tmp_path):
     aug = keras.Sequential([keras.layers.RandomFlip("horizontal")], name="augmentation")
     model = M.build_transfer("mobilenet_0.25", 64, 2, weights=MOBILENET_025, augmentation=aug, units=16)
@@ -279,7 +275,7 @@ def test_transfer_model_frozen_runs_and_reloads_safely(tmp_path):
     assert not M.base_of(loaded).trainable
 
 
-@needs_weights
+@needs_mobilenet
 def test_head_trained_on_cached_features_is_reused():
     base = M.build_base("mobilenet_0.25", 64, weights=MOBILENET_025)
     head = M.build_head(tuple(base.output.shape[1:]), 3, pooling="avg", units=0, dropout=0.25)

@@ -22,21 +22,11 @@ import pytest
 from core import data, demo, evaluate, rundir, runs, train
 from core.config import TrainConfig, default_settings
 from core.fileio import atomic_write_json, repair_jsonl
-from tests.conftest import CATSDOGS, WEIGHTS
+from tests.conftest import CATSDOGS, MOBILENET_025, WEIGHTS, make_demo_split, needs_mobilenet
 
-MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
-needs_mobilenet = pytest.mark.skipif(not MOBILENET.exists(), reason="no local MobileNet weights")
 ARTIFACTS = ("config.json", "status.json", "metrics.jsonl", "best.keras", "last.keras", "state.json")
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s", "epoch", "time"}
 BATCH_KEYS = {"loss", "accuracy", "lr", "images", "images_per_s", "epoch", "batch", "step", "time"}
-
-
-def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int = 64) -> data.Split:
-    """The demo shapes (4 classes) split 60/20/20 and saved in the workspace."""
-    root = demo.generate(ws / "datasets" / f"demo-{per_class}-{size}", per_class=per_class, size=size)
-    split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2), name=name)
-    data.save_split(split, workspace=ws)
-    return split
 
 
 def log_tail(run_id: str, ws: Path, n: int = 3000) -> str:
@@ -114,7 +104,7 @@ def mode_runs(mode_ws) -> dict[str, str]:
     (the same network and shapes), and only the cache-hit run needs the real file (random
     weights are never cached)."""
     ws, ids = mode_ws, {}
-    weights = str(MOBILENET) if MOBILENET.exists() else "none"
+    weights = str(MOBILENET_025) if MOBILENET_025.exists() else "none"
     pretrained = dict(model="mobilenet_0.25", weights=weights, epochs=2, log_every=1)
     ids["scratch"] = submit(ws, mode="scratch", epochs=2, augment_name="seed-001", log_every=1)
     ids["features"] = submit(ws, mode="features", **pretrained)
@@ -123,7 +113,7 @@ def mode_runs(mode_ws) -> dict[str, str]:
     ids["finetune"] = submit(
         ws, mode="finetune", from_run=ids["features"], unfreeze_top=2, epochs=1, log_every=1
     )
-    if MOBILENET.exists():
+    if MOBILENET_025.exists():
         ids["features_again"] = submit(ws, mode="features", **{**pretrained, "epochs": 1})
     for run_id in ids.values():
         wait_for(run_id, ws)
@@ -250,7 +240,7 @@ def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(stopped_run
 def test_features_run_stops_and_resumes_its_head(long_ws):
     """Features mode trains a head on cached features: it resumes from resume.keras (head + optimizer)."""
     run_id = submit(
-        long_ws, mode="features", model="mobilenet_0.25", weights=str(MOBILENET), **{**LONG, "epochs": 3}
+        long_ws, mode="features", model="mobilenet_0.25", weights=str(MOBILENET_025), **{**LONG, "epochs": 3}
     )
     wait_for_rows(run_id, long_ws, mid_training)
     runs.stop(run_id, long_ws)
@@ -861,7 +851,7 @@ def test_pretrained_features_learn_the_demo_shapes(workspace):
         workspace,
         mode="features",
         model="mobilenet_0.25",
-        weights=str(MOBILENET),
+        weights=str(MOBILENET_025),
         image_size=96,
         head_pooling="avg",
         head_units=64,

@@ -9,25 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import augment, cache, data, demo, models, rundir, runs, train
+from core import augment, cache, models, rundir, runs, train
 from core.config import ConfigError, TrainConfig, default_settings
-from tests.conftest import WEIGHTS
-
-MOBILENET = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
-needs_mobilenet = pytest.mark.skipif(not MOBILENET.exists(), reason="no local MobileNet weights")
-
-
-def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int = 64) -> data.Split:
-    """The demo shapes (4 classes) split 60/20/20 and saved in the workspace."""
-    root = demo.generate(ws / "datasets" / f"demo-{per_class}-{size}", per_class=per_class, size=size)
-    split = data.make_split(data.scan(root), data.SplitSpec("fractions", 0.6, 0.2, 0.2), name=name)
-    data.save_split(split, workspace=ws)
-    return split
+from tests.conftest import MOBILENET_025, make_demo_split, needs_mobilenet
 
 
 def mobilenet_config(**kw) -> TrainConfig:
     values = dict(
-        split="demo", mode="features", model="mobilenet_0.25", image_size=64, weights=str(MOBILENET)
+        split="demo", mode="features", model="mobilenet_0.25", image_size=64, weights=str(MOBILENET_025)
     )
     return TrainConfig(**{**values, **kw})
 
