@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Test processes; --dist loadfile keeps each test file (and its module fixtures) in one process.
+TEST_WORKERS ?= 2
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -11,10 +13,10 @@ run: install demo  ## open the dashboard at http://127.0.0.1:$(PORT)
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
 
 test: install-test chromium lint  ## the whole suite, browser tests included
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install-test  ## skip slow and browser tests while working
-	$(PY) -m pytest -m "not slow and not e2e"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not e2e"
 
 lint: install-test
 	$(PY) -m ruff check .

@@ -31,7 +31,7 @@ def test_picker_labels_follow_a_run_that_ends_while_the_page_is_open(page, tmp_p
         with streamlit_server(tmp_path / "log.txt", env={"CONVNET_WORKSPACE": str(workspace)}) as url:
             page.goto(f"{url}/monitor")
             picker = page.get_by_label("Run", exact=True)
-            expect(page.get_by_text("State")).to_be_visible()
+            expect(page.get_by_text("State", exact=True)).to_be_visible()  # not the table's "state"
             wait_idle(page)
             picker.click()
             expect(page.get_by_role("option", name=f"{busy} · running")).to_be_visible()
