@@ -24,6 +24,24 @@ MOBILENET_025 = WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"  # the smallest real 
 needs_mobilenet = pytest.mark.skipif(not MOBILENET_025.is_file(), reason="no shared MobileNet weights")
 
 
+def write_status(path: Path, **fields) -> None:
+    """Another writer of status.json (like core.runs.launch), going round RunControl."""
+    import json
+
+    from core.fileio import atomic_write_json
+
+    atomic_write_json(path / "status.json", {**json.loads((path / "status.json").read_text()), **fields})
+
+
+def fake_run(ws: Path, **status) -> Path:
+    """A run folder (no process) whose status.json holds `status`."""
+    from core import rundir, runs
+
+    path = rundir.run_dir(runs.create_run({"mode": "scratch"}, ws), ws)
+    write_status(path, **status)
+    return path
+
+
 def make_demo_split(ws: Path, name: str = "demo", per_class: int = 20, size: int = 64):
     """The demo shapes (4 classes) split 60/20/20 and saved in the workspace."""
     from core import data, demo

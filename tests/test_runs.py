@@ -21,8 +21,16 @@ import pytest
 
 from core import data, demo, evaluate, rundir, runs, train
 from core.config import TrainConfig, default_settings
-from core.fileio import atomic_write_json, repair_jsonl
-from tests.conftest import CATSDOGS, MOBILENET_025, WEIGHTS, make_demo_split, needs_mobilenet
+from core.fileio import repair_jsonl
+from tests.conftest import (
+    CATSDOGS,
+    MOBILENET_025,
+    WEIGHTS,
+    fake_run,
+    make_demo_split,
+    needs_mobilenet,
+    write_status,
+)
 
 ARTIFACTS = ("config.json", "status.json", "metrics.jsonl", "best.keras", "last.keras", "state.json")
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_s", "epoch", "time"}
@@ -385,38 +393,24 @@ def test_plain_error_is_one_line():
 # ---------------------------------------------------------------------------- status bookkeeping
 
 
-def write_status(path: Path, **fields) -> None:
-    """Another writer of status.json (like launch()), going round RunControl."""
-    atomic_write_json(path / "status.json", {**json.loads((path / "status.json").read_text()), **fields})
-
-
-def _fake_run(ws: Path, **status) -> Path:
-    run_id = runs.create_run({"mode": "scratch"}, ws)
-    path = rundir.run_dir(run_id, ws)
-    write_status(path, **status)
-    return path
-
-
 def test_read_status_derives_interrupted(workspace):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     now = time.time()
     assert (
-        runs.read_status(_fake_run(workspace, state="running", pid=dead.pid, heartbeat=now))["state"]
+        runs.read_status(fake_run(workspace, state="running", pid=dead.pid, heartbeat=now))["state"]
         == "interrupted"
     )
     # A pid now given to another process (after the worker died, or a reboot) is not the worker.
-    reused = _fake_run(workspace, state="running", pid=os.getpid(), pid_start="another-boot:1", heartbeat=now)
+    reused = fake_run(workspace, state="running", pid=os.getpid(), pid_start="another-boot:1", heartbeat=now)
     assert runs.read_status(reused)["state"] == "interrupted"
     # A run whose process died before writing anything (no pid yet) is not "queued" forever.
-    never = _fake_run(workspace, state="queued", pid=None, heartbeat=now - runs.STALE_SECONDS - 1)
+    never = fake_run(workspace, state="queued", pid=None, heartbeat=now - runs.STALE_SECONDS - 1)
     assert runs.read_status(never)["state"] == "interrupted"
-    assert (
-        runs.read_status(_fake_run(workspace, state="queued", pid=None, heartbeat=now))["state"] == "queued"
-    )
-    alive = _fake_run(workspace, state="running", pid=os.getpid(), heartbeat=now)
+    assert runs.read_status(fake_run(workspace, state="queued", pid=None, heartbeat=now))["state"] == "queued"
+    alive = fake_run(workspace, state="running", pid=os.getpid(), heartbeat=now)
     assert runs.read_status(alive)["state"] == "running"
-    done = _fake_run(workspace, state="done", pid=dead.pid, heartbeat=0)
+    done = fake_run(workspace, state="done", pid=dead.pid, heartbeat=0)
     assert runs.read_status(done)["state"] == "done"
     (done / "status.json").write_text("{half")
     assert runs.read_status(done)["state"] == "failed"
@@ -434,14 +428,14 @@ def test_a_zombie_worker_is_not_alive(workspace):
         pytest.skip("the child did not become a zombie")
     os.kill(zombie.pid, 0)  # signal 0 still reaches it...
     assert not runs._pid_alive(zombie.pid)  # ...but it is not running anything
-    path = _fake_run(workspace, state="running", pid=zombie.pid, heartbeat=time.time())
+    path = fake_run(workspace, state="running", pid=zombie.pid, heartbeat=time.time())
     assert runs.read_status(path)["state"] == "interrupted"
     zombie.wait()
 
 
 def test_status_writes_never_lose_the_final_state(workspace):
     """The heartbeat thread, progress updates and the launcher all merge under one lock."""
-    path = _fake_run(workspace, state="queued")
+    path = fake_run(workspace, state="queued")
     control = rundir.RunControl(path)
     control.update(state="running", pid=os.getpid())
     stop = threading.Event()
@@ -470,7 +464,7 @@ def test_status_writes_never_lose_the_final_state(workspace):
 
 
 def test_launch_fills_in_the_pid_without_clobbering_the_worker(workspace, monkeypatch):
-    path = _fake_run(workspace, state="queued", pid=None)
+    path = fake_run(workspace, state="queued", pid=None)
 
     class FakePopen:
         pid = 4242
@@ -542,12 +536,12 @@ def test_a_live_worker_with_a_late_heartbeat_is_not_interrupted(workspace, monke
 def test_a_late_heartbeat_with_a_live_pid_reads_as_its_state(workspace):
     now = time.time()
     me = dict(pid=os.getpid(), pid_start=runs.process_start(os.getpid()))
-    late = _fake_run(workspace, state="running", heartbeat=now - runs.STALE_SECONDS - 5, **me)
+    late = fake_run(workspace, state="running", heartbeat=now - runs.STALE_SECONDS - 5, **me)
     status = runs.read_status(late)
     assert status["state"] == "running" and status["heartbeat_late"] >= runs.STALE_SECONDS + 5
     assert status.get("error") is None
     # The same pid with another start time is another process: the worker is gone.
-    other = _fake_run(workspace, state="running", heartbeat=now, pid=os.getpid(), pid_start="x:1")
+    other = fake_run(workspace, state="running", heartbeat=now, pid=os.getpid(), pid_start="x:1")
     assert runs.read_status(other)["state"] == "interrupted"
     assert runs.process_start(os.getpid()) == runs.process_start(os.getpid())
 
@@ -556,11 +550,11 @@ def test_delete_refuses_a_run_whose_process_lives_whatever_its_status_says(works
     monkeypatch.setattr(runs, "EXIT_GRACE_SECONDS", 0.3, raising=False)
     me = dict(pid=os.getpid())
     for state in ("done", "interrupted", "failed", "stopped"):
-        path = _fake_run(workspace, state=state, heartbeat=0, **me)
+        path = fake_run(workspace, state=state, heartbeat=0, **me)
         with pytest.raises(rundir.RunError, match="still running"):
             runs.delete(path.name, workspace)
         assert (path / "config.json").is_file()
-    stale = _fake_run(workspace, state="running", heartbeat=0, **me)  # old code: "interrupted"
+    stale = fake_run(workspace, state="running", heartbeat=0, **me)  # old code: "interrupted"
     with pytest.raises(rundir.RunError, match="is running"):
         runs.delete(stale.name, workspace)
     # A real worker whose status.json says it ended (it has not).
@@ -580,7 +574,7 @@ def test_delete_refuses_a_run_whose_process_lives_whatever_its_status_says(works
 def test_delete_cannot_slip_in_while_a_launch_resets_the_run(workspace):
     """launch() checks and resets a run under its status lock; delete decides under the same lock,
     so it sees the run queued (and refuses) rather than deleting it under the starting worker."""
-    path = _fake_run(workspace, state="stopped", pid=None, heartbeat=0)
+    path = fake_run(workspace, state="stopped", pid=None, heartbeat=0)
     holding = threading.Event()
 
     def launcher() -> None:
@@ -617,53 +611,6 @@ def test_a_worker_whose_run_was_deleted_ends_without_recreating_it(workspace):
         assert not list((rundir.runs_dir(workspace) / runs.QUEUE_NAME).glob(f"*-{run_id}.json"))
 
 
-def test_run_side_writes_refuse_a_deleted_run(workspace):
-    path = _fake_run(workspace, state="running", pid=os.getpid())
-    control = rundir.RunControl(path)
-    control.update(epoch=1)
-    control.log({"kind": "batch", "batch": 1})
-    shutil.rmtree(path)
-    with pytest.raises(rundir.RunDeleted):
-        control.update(epoch=2)
-    with pytest.raises(rundir.RunDeleted):
-        control.log({"kind": "batch", "batch": 2})
-    with pytest.raises(rundir.RunDeleted):
-        control.save_state({"epochs_done": 2})  # the epoch's last write (core.train)
-    control.beat_forever()
-    time.sleep(rundir.HEARTBEAT_SECONDS + 0.5)
-    control.end_heartbeat()
-    assert not path.exists()
-    # Nor may a folder that lost its config.json (what delete's rename leaves) be written again.
-    path.mkdir()
-    with pytest.raises(rundir.RunDeleted):
-        control.update(epoch=3)
-    assert list(path.iterdir()) == [path / rundir.STATUS_LOCK_NAME]
-
-
-def test_a_deletion_during_a_status_write_does_not_bring_the_folder_back(workspace, monkeypatch):
-    """The folder is removed (by hand: no lock) just after a writer took the status lock and
-    checked that the run exists: the write fails, it does not make a new empty folder."""
-    path = _fake_run(workspace, state="running", pid=os.getpid())
-    real_read = rundir.read_raw_status
-
-    def read_then_vanish(p: Path) -> dict:
-        status = real_read(p)
-        if p == path and path.exists():
-            trash = path.with_name(f".deleted-{path.name}")
-            os.replace(path, trash)
-            shutil.rmtree(trash)
-        return status
-
-    monkeypatch.setattr(rundir, "read_raw_status", read_then_vanish)
-    error = None
-    try:
-        rundir.RunControl(path).update(epoch=2)
-    except Exception as e:
-        error = e
-    assert not path.exists(), "the write re-created the deleted folder"
-    assert isinstance(error, rundir.RunDeleted)
-
-
 def fake_training(monkeypatch, body=None):
     """worker_main in this process, with run_training replaced by `body(control)` -> "done"."""
 
@@ -676,7 +623,7 @@ def fake_training(monkeypatch, body=None):
 
 
 def test_a_torn_metrics_line_does_not_swallow_the_next_row(workspace, monkeypatch):
-    path = _fake_run(workspace, state="stopped", pid=None)
+    path = fake_run(workspace, state="stopped", pid=None)
     rows = [{"kind": "epoch", "epoch": 1}, {"kind": "epoch", "epoch": 2}]
     torn = "".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "batch", "epoch": 3, "lo'
     (path / "metrics.jsonl").write_text(torn)
@@ -707,7 +654,7 @@ def failing_final_writes(monkeypatch, times: int) -> list[int]:
 
 
 def test_a_failed_final_status_write_is_retried(workspace, monkeypatch):
-    path = _fake_run(workspace, state="queued", pid=None)
+    path = fake_run(workspace, state="queued", pid=None)
     fake_training(monkeypatch)
     failures = failing_final_writes(monkeypatch, times=1)
     assert runs.worker_main(path, resume=False) == 0
@@ -716,7 +663,7 @@ def test_a_failed_final_status_write_is_retried(workspace, monkeypatch):
 
 
 def test_the_final_status_is_written_in_place_when_no_file_can_be_made(workspace, monkeypatch):
-    path = _fake_run(workspace, state="queued", pid=None)
+    path = fake_run(workspace, state="queued", pid=None)
     fake_training(monkeypatch)
     monkeypatch.setattr(runs, "FINAL_RETRY_DELAYS", (0.0, 0.05))
     failures = failing_final_writes(monkeypatch, times=100)
