@@ -425,7 +425,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     # The allowed values come from core.config (no Keras import there).
-    from core.config import MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
+    from core.config import JIT_CHOICES, MODES, OPTIMIZERS, POOLINGS, PRECISIONS, RECIPES, SCHEDULES
     from core.images import RESIZE_POLICIES
 
     parser = Parser(prog="python -m core", description="Convnet Workbench command line")
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)
-    t.add_argument("--xla", choices=["auto", "on", "off"])
+    t.add_argument("--xla", choices=JIT_CHOICES)
     t.add_argument("--from-run", help="fine-tune: the run to start from")
     t.add_argument("--unfreeze-from", help="fine-tune: first base layer to train, e.g. block5_conv1")
     t.add_argument("--unfreeze-top", type=int, help="fine-tune: train the top N weight layers of the base")
@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="the precision to check (default auto: what a run would pick)",
     )
-    doc.add_argument("--xla", choices=["auto", "on", "off"], default="auto")
+    doc.add_argument("--xla", choices=JIT_CHOICES, default="auto")
     doc.add_argument(
         "--steps", type=positive, default=10, help="timed training steps per device (default 10)"
     )

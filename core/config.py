@@ -21,6 +21,8 @@ OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 POOLINGS: tuple[str, ...] = ("flatten", "avg")
+# XLA compilation: auto (on GPUs, and always on JAX), on, off
+JIT_CHOICES: tuple[str, ...] = ("auto", "on", "off")
 
 _TEXT_FIELDS = (
     "split", "mode", "model", "resize_policy", "augment_name", "weights", "head_pooling", "optimizer",
@@ -112,7 +114,7 @@ class TrainConfig:
             raise bad("lr_schedule", f"must be one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
-        if self.jit_compile not in ("auto", "on", "off"):
+        if self.jit_compile not in JIT_CHOICES:
             raise bad("jit_compile", "must be auto, on or off")
         if self.resize_policy not in RESIZE_POLICIES:
             raise bad("resize_policy", f"must be one of {', '.join(RESIZE_POLICIES)}")

@@ -84,6 +84,18 @@ def test_invalid_values_raise_config_error_naming_the_field(field, value):
         TrainConfig.from_dict({**TrainConfig().to_dict(), field: value})
 
 
+def test_every_xla_choice_is_accepted_and_the_cli_offers_exactly_those():
+    from core.__main__ import build_parser
+    from core.config import JIT_CHOICES
+
+    assert [TrainConfig(jit_compile=j).jit_compile for j in JIT_CHOICES] == list(JIT_CHOICES)
+    for command in (["train", "--split", "s"], ["doctor"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--xla", "yes"])
+        for choice in JIT_CHOICES:
+            assert build_parser().parse_args([*command, "--xla", choice]).xla == choice
+
+
 def test_finetune_needs_a_source_and_one_way_to_unfreeze():
     with pytest.raises(ConfigError, match="^from_run: "):
         TrainConfig(mode="finetune")

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import data, demo, runs
+from core.config import TrainConfig
 from tests.pages.conftest import open_page
 
 
@@ -129,3 +130,16 @@ def test_find_a_learning_rate_charts_the_sweep_and_puts_the_suggestion_in_the_fo
     assert not app.exception, app.exception
     assert app.number_input(key="train_lr").value == pytest.approx(suggested)
     assert not any((workspace / "runs").iterdir())  # nothing was saved as a run
+
+
+def test_finetune_lists_runs_with_a_pretrained_model_and_their_base_s_last_block(app, workspace):
+    app.radio(key="train_mode").set_value("finetune").run()
+    assert any("Train one first" in i.value for i in app.info)
+    config = TrainConfig(split="shapes", mode="features", model="vgg16", weights="none")
+    run_id = runs.create_run(config.to_dict())
+    (workspace / "runs" / run_id / "best.keras").write_bytes(b"")
+    app.run()
+    source = app.selectbox(key="train_from_run")
+    assert source.value == run_id and source.format_func(run_id) == f"{run_id} (vgg16, queued)"
+    assert app.text_input(key="train_unfreeze_from").value == "block5_conv1"
+    assert not app.exception, app.exception
