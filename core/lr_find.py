@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import curves, train
+from core import curves, devices, train
 from core.config import TrainConfig
 from core.workspace import workspace_dir
 
@@ -97,7 +97,7 @@ def find_lr(
     trial = _Trial(ws, progress)
     data = train._prepare(trial, config)
     num_classes = len(data.classes)
-    plan = train.device_plan(config)
+    plan = devices.device_plan(config)
     policy = keras.config.dtype_policy()
     keras.mixed_precision.set_dtype_policy(plan["precision"])
     try:

@@ -26,15 +26,7 @@ from typing import Any
 import numpy as np
 
 from core.config import ConfigError, TrainConfig, _scratch_net
-from core.devices import (  # noqa: F401 (device choices live in core.devices; re-exported here)
-    choose_jit,
-    choose_precision,
-    cpu_has_bf16,
-    device_plan,
-    distribution_scope,
-    gpus,
-    replica_devices,
-)
+from core.devices import device_plan, distribution_scope, replica_devices
 from core.fileio import read_json
 from core.rundir import RunControl, RunError, run_dir
 from core.workspace import temp_name

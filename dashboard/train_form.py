@@ -137,7 +137,7 @@ def finetune_sources() -> dict[str, dict[str, Any]]:
 
 
 def device_text(plan: dict[str, Any], precision_setting: str) -> str:
-    """The "Runs on" line for a device plan (core.train.device_plan); precision_setting: the
+    """The "Runs on" line for a device plan (core.devices.device_plan); precision_setting: the
     config's precision, so "auto" can say why it chose what it chose."""
     why = ""
     if precision_setting == "auto":

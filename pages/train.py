@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import lr_find, models, runs, train
+from core import devices, lr_find, models, runs, train
 from core.config import TrainConfig
 from dashboard import charts, train_form, ui
 
@@ -78,7 +78,7 @@ def lr_find_ui(config: TrainConfig) -> None:
 
 
 def device_ui(config: TrainConfig) -> None:
-    st.caption(train_form.device_text(train.device_plan(config), config.precision))
+    st.caption(train_form.device_text(devices.device_plan(config), config.precision))
 
 
 st.title("Train")

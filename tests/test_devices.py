@@ -265,3 +265,76 @@ def test_doctor_with_a_backend_that_cannot_start_exits_1_with_one_line():
     assert done.returncode == 1 and done.stdout == "", done.stdout
     [line] = done.stderr.splitlines()
     assert line.startswith("error: Keras cannot start its no_such_backend backend: "), line
+
+
+# ---------------------------------------------------------------------------- device, precision and XLA choice
+
+
+@pytest.mark.parametrize(
+    "requested, has_gpu, cpu_bf16, capability, expected",
+    [
+        ("auto", True, False, (8, 0), "mixed_bfloat16"),  # Ampere and newer
+        ("auto", True, True, (9, 0), "mixed_bfloat16"),
+        ("auto", True, False, (7, 5), "mixed_float16"),  # Turing, Volta
+        ("auto", True, False, None, "mixed_float16"),  # capability unknown: the safe choice
+        ("auto", False, True, None, "mixed_bfloat16"),  # AMX / AVX512-BF16 CPU
+        ("auto", False, False, None, "float32"),
+        ("float32", True, False, (9, 0), "float32"),  # an explicit choice always wins
+        ("mixed_float16", False, False, None, "mixed_float16"),
+        ("mixed_bfloat16", False, False, None, "mixed_bfloat16"),
+    ],
+)
+def test_choose_precision(requested, has_gpu, cpu_bf16, capability, expected):
+    assert devices.choose_precision(requested, has_gpu, cpu_bf16, capability) == expected
+
+
+@pytest.mark.parametrize(
+    "requested, has_gpu, backend, expected",
+    [
+        ("auto", True, "tensorflow", True),
+        ("auto", False, "tensorflow", False),  # XLA on CPU was 3-4x slower
+        ("auto", False, "jax", True),  # JAX without jit runs op by op
+        ("on", False, "tensorflow", True),
+        ("off", True, "tensorflow", False),
+        ("off", False, "jax", False),
+    ],
+)
+def test_choose_jit(requested, has_gpu, backend, expected):
+    assert devices.choose_jit(requested, has_gpu, backend) is expected
+
+
+def test_device_plan_on_this_machine():
+    """Whatever this machine has: the plan counts its GPUs and follows the rules for them."""
+    found = devices.gpus()
+    plan = devices.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
+    assert plan["gpus"] == len(found) and plan["device"] == (f"{len(found)} GPU(s)" if found else "CPU")
+    if not found:
+        assert plan["precision"] == ("mixed_bfloat16" if devices.cpu_has_bf16() else "float32")
+    assert plan["jit_compile"] is (bool(found) or plan["backend"] == "jax")
+
+
+@pytest.mark.parametrize(
+    "n_gpus, capability, cpu_bf16, device, precision",
+    [
+        (0, None, False, "CPU", "float32"),
+        (0, None, True, "CPU", "mixed_bfloat16"),
+        (2, (8, 0), False, "2 GPU(s)", "mixed_bfloat16"),
+        (2, (7, 5), True, "2 GPU(s)", "mixed_float16"),  # the GPU decides, not the CPU
+    ],
+)
+def test_device_plan_follows_the_gpus_found(monkeypatch, n_gpus, capability, cpu_bf16, device, precision):
+    monkeypatch.setattr(devices, "gpus", lambda: [f"/physical_device:GPU:{i}" for i in range(n_gpus)])
+    monkeypatch.setattr(devices, "_gpu_compute_capability", lambda: capability)
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: cpu_bf16)
+    plan = devices.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
+    assert (plan["device"], plan["gpus"], plan["precision"]) == (device, n_gpus, precision)
+    assert plan["jit_compile"] is (n_gpus > 0 or plan["backend"] == "jax")
+    explicit = devices.device_plan(TrainConfig(precision="float32", jit_compile="off"))
+    assert (explicit["precision"], explicit["jit_compile"]) == ("float32", False)
+
+
+def test_one_device_means_no_distribution():
+    import contextlib
+
+    assert devices.replica_devices(0) == [] and devices.replica_devices(1) == []  # one GPU or none
+    assert isinstance(devices.distribution_scope([]), contextlib.nullcontext)

@@ -246,39 +246,6 @@ def test_build_model_for_finetune_takes_base_and_size_from_the_source(workspace,
 # ---------------------------------------------------------------------------- 11. device choices and math
 
 
-@pytest.mark.parametrize(
-    "requested, has_gpu, cpu_bf16, capability, expected",
-    [
-        ("auto", True, False, (8, 0), "mixed_bfloat16"),  # Ampere and newer
-        ("auto", True, True, (9, 0), "mixed_bfloat16"),
-        ("auto", True, False, (7, 5), "mixed_float16"),  # Turing, Volta
-        ("auto", True, False, None, "mixed_float16"),  # capability unknown: the safe choice
-        ("auto", False, True, None, "mixed_bfloat16"),  # AMX / AVX512-BF16 CPU
-        ("auto", False, False, None, "float32"),
-        ("float32", True, False, (9, 0), "float32"),  # an explicit choice always wins
-        ("mixed_float16", False, False, None, "mixed_float16"),
-        ("mixed_bfloat16", False, False, None, "mixed_bfloat16"),
-    ],
-)
-def test_choose_precision(requested, has_gpu, cpu_bf16, capability, expected):
-    assert train.choose_precision(requested, has_gpu, cpu_bf16, capability) == expected
-
-
-@pytest.mark.parametrize(
-    "requested, has_gpu, backend, expected",
-    [
-        ("auto", True, "tensorflow", True),
-        ("auto", False, "tensorflow", False),  # XLA on CPU was 3-4x slower
-        ("auto", False, "jax", True),  # JAX without jit runs op by op
-        ("on", False, "tensorflow", True),
-        ("off", True, "tensorflow", False),
-        ("off", False, "jax", False),
-    ],
-)
-def test_choose_jit(requested, has_gpu, backend, expected):
-    assert train.choose_jit(requested, has_gpu, backend) is expected
-
-
 def test_class_weight_for_unbalanced_labels():
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
     w = train.class_weight_for(labels, 3)
@@ -287,38 +254,6 @@ def test_class_weight_for_unbalanced_labels():
     assert w[2] / w[0] == pytest.approx(6.0)
     assert train.class_weight_for(np.array([0, 0, 1, 1]), 2) == {0: 1.0, 1: 1.0}
     assert set(train.class_weight_for(np.array([0, 0, 1]), 3)) == {0, 1, 2}  # an empty class is no error
-
-
-def test_device_plan_on_this_machine():
-    """Whatever this machine has: the plan counts its GPUs and follows the rules for them."""
-    found = train.gpus()
-    plan = train.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
-    assert plan["gpus"] == len(found) and plan["device"] == (f"{len(found)} GPU(s)" if found else "CPU")
-    if not found:
-        assert plan["precision"] == ("mixed_bfloat16" if train.cpu_has_bf16() else "float32")
-    assert plan["jit_compile"] is (bool(found) or plan["backend"] == "jax")
-
-
-@pytest.mark.parametrize(
-    "n_gpus, capability, cpu_bf16, device, precision",
-    [
-        (0, None, False, "CPU", "float32"),
-        (0, None, True, "CPU", "mixed_bfloat16"),
-        (2, (8, 0), False, "2 GPU(s)", "mixed_bfloat16"),
-        (2, (7, 5), True, "2 GPU(s)", "mixed_float16"),  # the GPU decides, not the CPU
-    ],
-)
-def test_device_plan_follows_the_gpus_found(monkeypatch, n_gpus, capability, cpu_bf16, device, precision):
-    from core import devices
-
-    monkeypatch.setattr(devices, "gpus", lambda: [f"/physical_device:GPU:{i}" for i in range(n_gpus)])
-    monkeypatch.setattr(devices, "_gpu_compute_capability", lambda: capability)
-    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: cpu_bf16)
-    plan = train.device_plan(TrainConfig(precision="auto", jit_compile="auto"))
-    assert (plan["device"], plan["gpus"], plan["precision"]) == (device, n_gpus, precision)
-    assert plan["jit_compile"] is (n_gpus > 0 or plan["backend"] == "jax")
-    explicit = train.device_plan(TrainConfig(precision="float32", jit_compile="off"))
-    assert (explicit["precision"], explicit["jit_compile"]) == ("float32", False)
 
 
 _MIRRORED_WORKER = """
@@ -332,7 +267,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from core import runs, train
 
 devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-with train.distribution_scope(devices):
+from core.devices import distribution_scope
+
+with distribution_scope(devices):
     assert tf.distribute.get_strategy().num_replicas_in_sync == 2
 train.replica_devices = lambda n_gpus: devices
 sys.exit(runs.worker_main(Path(sys.argv[1]), resume=False))
@@ -379,13 +316,6 @@ def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
     assert [r["epoch"] for r in epochs] == [1, 2] and all(np.isfinite(r["val_loss"]) for r in epochs)
     model = train.load_model(path / "best.keras")
     assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 4)
-
-
-def test_one_device_means_no_distribution():
-    import contextlib
-
-    assert train.replica_devices(0) == [] and train.replica_devices(1) == []  # one GPU or none
-    assert isinstance(train.distribution_scope([]), contextlib.nullcontext)
 
 
 # ---------------------------------------------------------------------------- 11. switches in a run
