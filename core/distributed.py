@@ -206,14 +206,8 @@ def worker_main(
     """
     from core import cache
     from core.data import load_split
-    from core.train import (
-        build_model,
-        choose_precision,
-        class_weight_for,
-        compile_model,
-        cpu_has_bf16,
-        finalize,
-    )
+    from core.devices import choose_precision, cpu_has_bf16
+    from core.train import build_model, class_weight_for, compile_model, finalize
 
     config = _load_config(config)
     if num_workers < 1 or not 0 <= worker_index < num_workers:
