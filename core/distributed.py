@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import socket
 import subprocess
@@ -109,61 +108,6 @@ def _require_jax_backend():
 # ---------------------------------------------------------------------------- data feeding
 
 
-def _batches(
-    images,
-    labels: np.ndarray,
-    index: np.ndarray,
-    batch_size: int,
-    shuffle: bool,
-    seed: int,
-    drop_remainder: bool,
-):
-    """A PyDataset over the items `index` of (memory-mapped) arrays; training drops the last partial batch.
-
-    Only the current batch is read into memory, so a worker never copies its whole shard.
-
-    Dropping keeps every step's global batch the same shape (one XLA compilation, and the local
-    batch always divides over the local devices); the per-epoch reshuffle means a different few
-    images sit out each epoch.
-    """
-    import keras
-
-    n = len(index)
-
-    class ShardBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.epoch = 0
-            self.order = np.arange(n)
-            self.on_epoch_end()
-
-        def __len__(self) -> int:
-            return n // batch_size if drop_remainder else math.ceil(n / batch_size)
-
-        def __getitem__(self, i: int):
-            idx = index[
-                np.sort(self.order[i * batch_size : (i + 1) * batch_size])
-            ]  # sorted: sequential reads
-            return np.asarray(images[idx]), np.asarray(labels[idx])
-
-        def on_epoch_end(self) -> None:
-            if shuffle:
-                self.order = np.random.default_rng([seed, self.epoch]).permutation(n)
-            self.epoch += 1
-
-    return ShardBatches()
-
-
-def _scalars(logs: dict | None) -> dict[str, float]:
-    out = {}
-    for k, v in (logs or {}).items():
-        try:
-            out[k] = float(v)
-        except (TypeError, ValueError):
-            pass
-    return out
-
-
 @contextlib.contextmanager
 def _no_distribution(keras):
     """Lift the distribution for a while, so only this worker may act (e.g. save a file).
@@ -178,11 +122,6 @@ def _no_distribution(keras):
         yield
     finally:
         keras.distribution.set_distribution(previous)
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 # ---------------------------------------------------------------------------- one worker
@@ -207,7 +146,8 @@ def worker_main(
     from core import cache
     from core.data import load_split
     from core.devices import choose_precision, cpu_has_bf16
-    from core.train import build_model, class_weight_for, compile_model, finalize
+    from core.fileio import append_jsonl
+    from core.train import batches, build_model, class_weight_for, compile_model, finalize, scalar_logs
 
     config = _load_config(config)
     if num_workers < 1 or not 0 <= worker_index < num_workers:
@@ -275,19 +215,11 @@ def worker_main(
     val_mine = shard_indices(len(val), num_workers, worker_index, config.seed)
     val_mine = val_mine[: len(val_mine) - len(val_mine) % local_devices]
     # Every worker shuffles its shard with the same per-epoch seed; the shards differ, so batches do.
-    fit_train = _batches(
-        train.images, y_train_all, mine, per_worker_batch, shuffle=True, seed=config.seed, drop_remainder=True
+    fit_train = batches(
+        train.images, y_train_all, per_worker_batch, True, config.seed, index=mine, drop_remainder=True
     )
     fit_val = (
-        _batches(
-            val.images,
-            np.asarray(val.labels),
-            val_mine,
-            per_worker_batch,
-            shuffle=False,
-            seed=0,
-            drop_remainder=False,
-        )
+        batches(val.images, np.asarray(val.labels), per_worker_batch, False, 0, index=val_mine)
         if len(val_mine)
         else None
     )
@@ -300,7 +232,7 @@ def worker_main(
         with _no_distribution(keras):
             model.save_weights(out_dir / "initial.weights.h5")
 
-    _append_jsonl(
+    append_jsonl(
         metrics_path,
         {
             "kind": "start",
@@ -324,7 +256,7 @@ def worker_main(
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.start
-            _append_jsonl(
+            append_jsonl(
                 metrics_path,
                 {
                     "kind": "epoch",
@@ -332,7 +264,7 @@ def worker_main(
                     "step": (epoch + 1) * steps,
                     "seconds": seconds,
                     "images_per_s": steps * per_worker_batch * num_workers / max(seconds, 1e-9),
-                    **_scalars(logs),
+                    **scalar_logs(logs),
                 },
             )
 

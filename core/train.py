@@ -40,31 +40,48 @@ class StopRequested(Exception):
 
 
 def batches(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int, first_epoch: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    first_epoch: int = 0,
+    index: np.ndarray | None = None,
+    drop_remainder: bool = False,
 ):
-    """A keras.utils.PyDataset over uint8 arrays (N, H, W, 3): sorted-index batches, reshuffled per epoch.
+    """A keras.utils.PyDataset over (memory-mapped) uint8 arrays (N, H, W, 3): sorted-index batches,
+    reshuffled per epoch; only the current batch is read into memory.
 
     first_epoch: the epoch training starts at, so a resumed run gets that epoch's order.
+    index: feed only these items (a multi-worker shard; core.distributed).
+    drop_remainder: leave out the last partial batch, so every step has the same shape (one XLA
+    compilation, a local batch that divides over the devices); the reshuffle means a different few
+    images sit out each epoch.
     """
     import keras
+
+    index = np.arange(len(labels)) if index is None else np.asarray(index)
+    n = len(index)
 
     class ArrayBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
             self.epoch = first_epoch
-            self.order = np.arange(len(labels))
+            self.order = np.arange(n)
             self.on_epoch_end()
 
         def __len__(self) -> int:
-            return math.ceil(len(labels) / batch_size)
+            return n // batch_size if drop_remainder else math.ceil(n / batch_size)
 
         def __getitem__(self, i: int):
-            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])  # sorted: sequential reads
+            idx = index[
+                np.sort(self.order[i * batch_size : (i + 1) * batch_size])
+            ]  # sorted: sequential reads
             return np.asarray(images[idx]), np.asarray(labels[idx])
 
         def on_epoch_end(self) -> None:
             if shuffle:
-                self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+                self.order = np.random.default_rng([seed, self.epoch]).permutation(n)
             self.epoch += 1
 
     return ArrayBatches()
@@ -153,7 +170,8 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _clean(logs: dict | None) -> dict[str, float]:
+def scalar_logs(logs: dict | None) -> dict[str, float]:
+    """The logs Keras passes to callbacks, as plain floats (only the scalar ones)."""
     return {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or getattr(v, "shape", None) == ()}
 
 
@@ -221,7 +239,7 @@ def make_run_callback(
             if self.batches >= steps:
                 self.train_seconds = now - self.epoch_start
             if self.batches % config.log_every == 0 or self.batches == steps:
-                means, seen = _clean(logs), self._seen()
+                means, seen = scalar_logs(logs), self._seen()
                 prev_seen, prev_clock, _ = self.last_row
                 control.log(
                     {
@@ -244,7 +262,7 @@ def make_run_callback(
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = _clean(logs)
+            logs = scalar_logs(logs)
             seconds = time.perf_counter() - self.epoch_start
             train_seconds = self.train_seconds or seconds
             complete = self.batches >= steps

@@ -246,6 +246,28 @@ def test_build_model_for_finetune_takes_base_and_size_from_the_source(workspace,
 # ---------------------------------------------------------------------------- 11. device choices and math
 
 
+def test_batches_feed_every_picture_once_per_epoch_or_only_a_shard():
+    """The one feeder of single-process and multi-worker training: sorted reads, a new order each
+    epoch (the same for the same seed and epoch), a shard through `index`, and with drop_remainder
+    only whole batches."""
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 3), np.uint8)
+    labels = np.arange(10)
+    feed = train.batches(images, labels, 4, shuffle=True, seed=3)
+    assert len(feed) == 3
+    first = [feed[i][1].tolist() for i in range(len(feed))]
+    assert sorted(sum(first, [])) == list(range(10)) and all(b == sorted(b) for b in first)
+    assert all(int(x[j, 0, 0, 0]) == y[j] for x, y in (feed[i] for i in range(3)) for j in range(len(y)))
+    feed.on_epoch_end()
+    second = [feed[i][1].tolist() for i in range(len(feed))]
+    assert second != first and sorted(sum(second, [])) == list(range(10))
+    resumed = train.batches(images, labels, 4, shuffle=True, seed=3, first_epoch=1)
+    assert [resumed[i][1].tolist() for i in range(3)] == second  # a resumed run gets epoch 1's order
+    shard = train.batches(
+        images, labels, 4, shuffle=True, seed=3, index=np.array([1, 4, 5, 8, 9]), drop_remainder=True
+    )
+    assert len(shard) == 1 and set(shard[0][1].tolist()) <= {1, 4, 5, 8, 9} and len(shard[0][1]) == 4
+
+
 def test_class_weight_for_unbalanced_labels():
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
     w = train.class_weight_for(labels, 3)
