@@ -184,8 +184,8 @@ class TrainConfig:
         return cls(**d)
 
 
-def seed_defaults(mode: str) -> dict[str, Any]:
-    """The seeds' settings per mode (seed 000: RMSprop, 1e-4 scratch, 2e-5 heads, 1e-5 fine-tune)."""
+def tutorial_settings(mode: str) -> dict[str, Any]:
+    """The tutorials' settings per mode (seed 000: RMSprop, 1e-4 scratch, 2e-5 heads, 1e-5 fine-tune)."""
     common = {"optimizer": "rmsprop", "batch_size": 20, "epochs": 30, "head_units": 256, "head_dropout": 0.5}
     return {
         "scratch": {
@@ -286,7 +286,7 @@ def _scratch_net(name: str):
 def default_settings(mode: str, model: str | None = None, recipe: str = "default") -> dict[str, Any]:
     """The settings a run of `mode` on `model` starts from (the mode's usual network when None).
 
-    recipe "seed": seed_defaults(mode) as the tutorials ran it (a chosen model keeps their 150 px).
+    recipe "seed": tutorial_settings(mode) as the tutorials ran it (a chosen model keeps their 150 px).
     recipe "default": from scratch, the ResNet and its recipe (NET_RECIPES) unless another net is
     chosen; the image size the network was made for (a base's ImageNet size, a scratch
     net's own), and for pretrained bases a head that suits features of any size: global average
@@ -300,7 +300,7 @@ def default_settings(mode: str, model: str | None = None, recipe: str = "default
         raise ConfigError(f"mode: must be one of {', '.join(MODES)}, not {mode!r}")
     if recipe not in RECIPES:
         raise ConfigError(f"recipe: must be one of {', '.join(RECIPES)}, not {recipe!r}")
-    settings = dict(seed_defaults(mode))
+    settings = dict(tutorial_settings(mode))
     if model and mode != "finetune":
         settings["model"] = model
     if recipe == "seed":

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from core.config import MODES, QUICK_DEMO, ConfigError, TrainConfig, default_settings, seed_defaults
+from core.config import MODES, QUICK_DEMO, ConfigError, TrainConfig, default_settings, tutorial_settings
 from tests.conftest import REPO
 
 
@@ -111,7 +111,7 @@ def test_unknown_keys_are_rejected():
 
 
 def test_seed_defaults_match_the_seeds():
-    scratch, features, frozen, finetune = (seed_defaults(m) for m in MODES)
+    scratch, features, frozen, finetune = (tutorial_settings(m) for m in MODES)
     assert (scratch["optimizer"], scratch["learning_rate"], scratch["model"]) == ("rmsprop", 1e-4, "seed000")
     assert scratch["augment_name"] == "seed-000" and scratch["image_size"] == 150
     for d in (features, frozen):
@@ -126,12 +126,12 @@ def test_seed_defaults_match_the_seeds():
     assert finetune["unfreeze_from"] == "block5_conv1"
     for mode in MODES:  # every mode's defaults make a valid config
         extra = {"from_run": "r"} if mode == "finetune" else {}
-        TrainConfig.from_dict({"split": "s", "mode": mode, **seed_defaults(mode), **extra})
+        TrainConfig.from_dict({"split": "s", "mode": mode, **tutorial_settings(mode), **extra})
 
 
 def test_default_settings_fit_the_network_and_the_seed_recipe_is_exact():
     for mode in MODES:
-        assert default_settings(mode, recipe="seed") == seed_defaults(mode)
+        assert default_settings(mode, recipe="seed") == tutorial_settings(mode)
     features = default_settings("features", "mobilenet_0.5")
     assert features["image_size"] == 224 and features["head_pooling"] == "avg"
     assert features["optimizer"] == "adam" and features["learning_rate"] == 3e-4
