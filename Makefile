@@ -12,8 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: install demo  ## open the dashboard at http://127.0.0.1:$(PORT)
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
 
+# The browser tests run after the rest, one at a time: they wait on page reruns, which a busy
+# second test process makes slow enough to race.
 test: install-test chromium lint  ## the whole suite, browser tests included
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e"
+	$(PY) -m pytest -m e2e
 
 test-fast: install-test  ## skip slow and browser tests while working
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not e2e"

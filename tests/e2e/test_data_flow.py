@@ -41,6 +41,7 @@ def test_data_page_demo_counts_edit_and_save_split(app_server, page):
     name.fill("e2e-split")
     name.press("Enter")
     wait_idle(page)
+    expect(name).to_have_value("e2e-split")
     page.get_by_role("button", name=re.compile("Save split")).click()
     expect(page.get_by_text("Saved split 'e2e-split'")).to_be_visible()
     screenshot(page, "data-split-saved")
