@@ -58,9 +58,11 @@ def train(config: TrainConfig, ws: str, budget_s: float | None = None) -> str:
     """Submit and wait; with a budget, press stop once the run has trained that long."""
     run_id = runs.submit(config.to_dict(), ws)
     while runs.status(run_id, ws)["state"] in runs.ACTIVE_STATES:
-        if budget_s is not None and curve(run_id, ws) and curve(run_id, ws)[-1][0] * 60 >= budget_s:
-            runs.stop(run_id, ws)
-            budget_s = None
+        if budget_s is not None:
+            points = curve(run_id, ws)
+            if points and points[-1][0] * 60 >= budget_s:
+                runs.stop(run_id, ws)
+                budget_s = None
         time.sleep(2)
     return run_id
 
