@@ -13,6 +13,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import pytest
+
+from core.archive import extract_zip
+from core.data import DataError
+from tests import imagefiles
+
 UTF8_FLAG = 0x800
 ENCRYPTED_FLAG = 0x1
 STORED, DEFLATED, BZIP2, DEFLATE64, AES = 0, 8, 12, 9, 99
@@ -157,3 +163,23 @@ def many_folders(n: int, with_file: bytes | None = None) -> bytes:
 def claims_entries(n: int, zip64: bool = False) -> bytes:
     """Nothing but an EOCD (and a ZIP64 EOCD with `zip64`) claiming n entries."""
     return build([], claimed_entries=n, zip64=zip64)
+
+
+# ---------------------------------------------------------------- what extract_zip makes of them
+
+
+def png_bytes(tmp_path, seed=0) -> bytes:
+    return imagefiles.noisy(tmp_path / f"src{seed}.png", seed=seed).read_bytes()
+
+
+def files_under(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def refused(tmp_path, data: bytes, match: str, **limits) -> DataError:
+    """extract_zip refuses `data` with one DataError and writes nothing: no dataset, no temp folder."""
+    parent = tmp_path / "datasets"
+    with pytest.raises(DataError, match=match) as caught:
+        extract_zip(data, parent, "d", **limits)
+    assert not parent.exists() or list(parent.iterdir()) == []
+    return caught.value
