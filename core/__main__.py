@@ -145,7 +145,8 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    from core.data import SplitSpec, check_name, make_split, save_split, scan, split_path
+    from core.data import SplitSpec, make_split, save_split, scan, split_path
+    from core.workspace import check_name
 
     check_name(args.name, "split name")  # before the scan, which can take a while
     if split_path(args.name, args.workspace).exists() and not args.overwrite:

@@ -32,8 +32,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from core.data import DataError, check_name
-from core.workspace import make_temp_dir
+from core.errors import DataError
+from core.workspace import check_name, make_temp_dir
 from core.zipdir import read_directory
 from core.zipnames import decode_names
 

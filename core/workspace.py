@@ -1,13 +1,17 @@
-"""Where the workspace lives, its standard sub-folders, and clearing what killed processes left."""
+"""Where the workspace lives, its standard sub-folders, the names things are saved under, and
+clearing what killed processes left."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from core.errors import DataError
 
 ENV_VAR = "CONVNET_WORKSPACE"
 SUBDIRS = ("datasets", "splits", "cache", "features", "runs", "augment", "uploads", "downloads")
@@ -15,6 +19,9 @@ SUBDIRS = ("datasets", "splits", "cache", "features", "runs", "augment", "upload
 # next process to open the workspace can tell a dead writer's leftovers from a live one's.
 TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".deleted-"
+# Names of saved things (datasets, splits, augmentation settings): they become file names, so
+# no slashes, no leading dot or space (hidden files, temporaries), at most 64 characters.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 _cleaned: set[Path] = set()
 
@@ -38,6 +45,18 @@ def subdir(name: str, workspace: str | os.PathLike | None = None) -> Path:
     path = workspace_dir(workspace) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """`name` without surrounding spaces when it is allowed: letters, digits, space, - _ . (at most
+    64, starting with a letter or digit); DataError naming `what` otherwise."""
+    name = name.strip()
+    if not NAME_PATTERN.match(name):
+        raise DataError(
+            f"{what} {name!r} is not allowed: use letters, digits, spaces, - _ . "
+            "(max 64, starting with a letter or digit)"
+        )
+    return name
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from core.data import DataError
+from core.errors import DataError
 
 _EOCD_SIG, _LOCATOR64_SIG, _EOCD64_SIG, _CENTRAL_SIG = (
     b"PK\x05\x06",

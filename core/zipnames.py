@@ -14,7 +14,7 @@ import struct
 import unicodedata
 import zlib
 
-from core.data import DataError
+from core.errors import DataError
 from core.zipdir import ZipRecord
 
 # Legacy code pages tried for names without the UTF-8 flag, in order of preference on a tie:

@@ -1,4 +1,4 @@
-"""core.workspace: folders, and leftovers of killed processes cleared when a workspace is opened."""
+"""core.workspace: folders, the one rule for saved names, and leftovers of killed processes cleared when a workspace is opened."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from core import workspace
+from core.errors import DataError
 from core.fileio import atomic_write_text
+from core.workspace import check_name
 
 
 def _dead_pid() -> int:
@@ -81,3 +85,14 @@ def test_pid_alive():
     assert workspace.pid_alive(os.getpid())
     assert not workspace.pid_alive(_dead_pid())
     assert not workspace.pid_alive(None)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", ".hidden", "_under", "-dash", "x" * 65, "é"])
+def test_check_name_refuses_what_cannot_be_a_file_name(name):
+    with pytest.raises(DataError, match="split name .* is not allowed"):
+        check_name(name, "split name")
+
+
+def test_check_name_trims_spaces():
+    assert check_name("  my split v1.2 ", "split name") == "my split v1.2"
+    assert check_name("x" * 64) == "x" * 64

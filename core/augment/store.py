@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from core.augment.presets import PRESETS
 from core.augment.settings import AugmentConfig
 from core.fileio import atomic_write_json, read_json
-from core.workspace import subdir
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\- ]{1,64}$")
-
-
-def _check_name(name: str) -> str:
-    """Return `name` if usable as a saved-config name, else raise ValueError."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.strip() != name or name.startswith("."):
-        raise ValueError(
-            f"invalid config name {name!r}: use 1-64 letters, digits, '-', '_', '.' or spaces, "
-            "not starting with '.' or with leading/trailing spaces"
-        )
-    return name
+from core.workspace import NAME_PATTERN, check_name, subdir
 
 
 def _is_preset(name: str) -> bool:
@@ -31,12 +18,12 @@ def _is_preset(name: str) -> bool:
 
 def _config_path(name: str, workspace: str | os.PathLike | None) -> Path:
     """workspace/augment/<name>.json."""
-    return subdir("augment", workspace) / f"{_check_name(name)}.json"
+    return subdir("augment", workspace) / f"{check_name(name, 'config name')}.json"
 
 
 def save_config(name: str, config: AugmentConfig, workspace: str | os.PathLike | None = None) -> Path:
     """Save `config` as workspace/augment/<name>.json (atomic; overwrites a saved config, never a preset)."""
-    _check_name(name)
+    name = check_name(name, "config name")
     if _is_preset(name):
         raise ValueError(f"{name!r} is a built-in preset name; choose another name")
     return atomic_write_json(_config_path(name, workspace), {"name": name, "config": config.to_dict()})
@@ -58,6 +45,6 @@ def list_configs(workspace: str | os.PathLike | None = None) -> list[str]:
     saved = sorted(
         p.stem
         for p in subdir("augment", workspace).glob("*.json")
-        if _NAME_RE.match(p.stem) and not p.stem.startswith(".") and not _is_preset(p.stem)
+        if NAME_PATTERN.match(p.stem) and not _is_preset(p.stem)
     )
     return [*PRESETS, *saved]
