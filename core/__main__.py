@@ -414,10 +414,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from core import devices
+    from core.doctor import doctor
 
     _tensorflow(args)
-    problems = devices.doctor(args.precision, args.xla, args.steps, out=lambda line: print(line, flush=True))
+    problems = doctor(args.precision, args.xla, args.steps, out=lambda line: print(line, flush=True))
     if problems:
         print("error: " + " ".join("; ".join(problems).split()), file=sys.stderr)
         return 1
