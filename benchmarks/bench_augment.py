@@ -6,7 +6,6 @@ Usage: .venv/bin/python benchmarks/bench_augment.py [--write]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import statistics
@@ -16,14 +15,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for core and benchmarks
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import machine, write_section  # noqa: E402
+from benchmarks.report import machine_and_load, print_or_write  # noqa: E402
 
-SECTION = "## Augmentation preview"
+TITLE = "Augmentation preview"
 CONFIGS = ("seed-000", "strong")
 N_IMAGES, N_VARIANTS, SIZE, REPEATS = 4, 6, 180, 5
 
@@ -77,7 +75,6 @@ def report(t: dict[str, list[float]]) -> str:
     def row(label: str, xs: list[float]) -> str:
         return f"| {label} | {statistics.median(xs):.2f} s | {min(xs):.2f} s |"
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"`benchmarks/bench_augment.py`: `core.augment.preview()` redraw of {len(CONFIGS)} configs "
         f"({', '.join(CONFIGS)}) x {N_IMAGES} images x {N_VARIANTS} variants at {SIZE}x{SIZE}. "
@@ -85,7 +82,7 @@ def report(t: dict[str, list[float]]) -> str:
         "",
         "Command: `.venv/bin/python benchmarks/bench_augment.py --write`",
         "",
-        f"Machine: {machine()}; 1-min load average at the end {load:.2f}.",
+        machine_and_load(),
         "",
         "| case | median | best |",
         "|---|---:|---:|",
@@ -99,16 +96,5 @@ def report(t: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Run, print the table, optionally write it to docs/benchmarks.md."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    args = ap.parse_args()
-    section = report(run())
-    print(section)
-    if args.write:
-        print(f"wrote {write_section(SECTION.removeprefix('## '), section)}")
-
-
 if __name__ == "__main__":
-    main()
+    print_or_write(__doc__, TITLE, lambda: report(run()))

@@ -11,7 +11,6 @@ Usage: .venv/bin/python benchmarks/bench_explain.py [--write]
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -21,14 +20,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for core and benchmarks
 
 import numpy as np  # noqa: E402
 
-from benchmarks.report import machine, write_section  # noqa: E402
+from benchmarks.report import machine_and_load, print_or_write  # noqa: E402
 
-SECTION = "## Explain: Grad-CAM and activations on VGG16 at 224"
+TITLE = "Explain: Grad-CAM and activations on VGG16 at 224"
 SIZE, REPEATS, TARGET = 224, 5, "base/block5_conv3"
 
 
@@ -89,7 +87,6 @@ def run() -> list[tuple[str, float, float]]:
 
 def report(rows: list[tuple[str, float, float]]) -> str:
     """The markdown section body."""
-    load = os.getloadavg()[0]
     lines = [
         f'One {SIZE}x{SIZE} image through `build_transfer("vgg16", {SIZE}, 2, weights=None)` '
         "(15 M weights, model already built and run once). First call = builds and caches the "
@@ -104,21 +101,10 @@ def report(rows: list[tuple[str, float, float]]) -> str:
         "",
         "Command: `.venv/bin/python benchmarks/bench_explain.py --write`",
         "",
-        f"Machine: {machine()}; 1-min load average at the end {load:.2f}.",
+        machine_and_load(),
     ]
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Run, print the table, optionally write it to docs/benchmarks.md."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    args = ap.parse_args()
-    section = report(run())
-    print(section)
-    if args.write:
-        print(f"wrote {write_section(SECTION.removeprefix('## '), section)}")
-
-
 if __name__ == "__main__":
-    main()
+    print_or_write(__doc__, TITLE, lambda: report(run()))

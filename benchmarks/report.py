@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import platform
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from core.devices import cpu_name
@@ -46,3 +48,21 @@ def write_section(title: str, body: str, doc: Path = DOC) -> Path:
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text.rstrip() + "\n")
     return doc
+
+
+def machine_and_load() -> str:
+    """The closing "Machine: ..." line of a section, with the 1-minute load average at the end."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"Machine: {machine()}; 1-min load average at the end {load:.2f}."
+
+
+def print_or_write(doc: str | None, title: str, measure: Callable[[], str]) -> None:
+    """The command line of a benchmark that writes one section: run `measure` (the section body),
+    print it, and with --write put it in docs/benchmarks.md under `## title`."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = ap.parse_args()
+    section = measure()
+    print(section)
+    if args.write:
+        print(f"wrote {write_section(title, section)}")

@@ -86,17 +86,6 @@ def _versions(backend: str) -> str:
     return ", ".join(parts)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _device_scope(backend: str, device: str):
     if backend == "tensorflow":
         import tensorflow as tf
@@ -180,7 +169,7 @@ def doctor(
 
     bf16 = devices.cpu_has_bf16()
     out(
-        f"cpu         {cpu_name()} ({os.cpu_count()} cores); bfloat16 instructions: "
+        f"cpu         {devices.cpu_name()} ({os.cpu_count()} cores); bfloat16 instructions: "
         + ("yes (avx512_bf16 or amx_bf16)" if bf16 else "no")
     )
     found = devices.gpus()
