@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import access, data, demo, download, modelfile
+from core import access, data, demo, download, modelfile, rundir
 from core.data import DataError, DatasetIndex
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
@@ -289,7 +289,7 @@ def active_runs_ui() -> None:
         status = run["status"]
         left, right = st.columns([5, 1], vertical_alignment="center")
         left.markdown(f"**{run['id']}** · {status['state']} · {_progress_text(status)}")
-        if (run["path"] / "stop.request").exists():
+        if rundir.RunControl(run["path"]).should_stop():
             right.caption("stopping...")
         elif right.button("Stop", key=f"stop_{run['id']}", icon=":material/stop:"):
             runs.stop(run["id"])
@@ -316,10 +316,13 @@ def run_model(run: dict, which: str = "best") -> modelfile.LoadedModel | None:
 
 
 def run_name(run: dict) -> str:
-    """The name the user gave a run, else its id."""
+    """The name the user gave a run, else its id. Kept in the run's dict, so meta.json is read
+    once per run per render however many labels and table rows show the name."""
     from core import runs
 
-    return runs.meta(run["id"]).get("name") or run["id"]
+    if "name" not in run:
+        run["name"] = runs.meta(run["id"]).get("name") or run["id"]
+    return run["name"]
 
 
 def runs_table(all_runs: list[dict]) -> pd.DataFrame:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
-from core import curves, rundir, runs
-from core.fileio import read_json
-from dashboard import charts, ui
+from core import curves, runs
+from dashboard import charts, run_history, ui
 
 POLL_SECONDS = 1.5
 IDLE_POLL_SECONDS = 5.0  # a run started from another tab or the CLI shows up
@@ -66,12 +64,10 @@ def controls(run_id: str, status: dict) -> None:
                 st.rerun()
 
 
-def live(run_id: str, smoothing: float, per_batch: bool) -> None:
-    """Progress, hints and curves of one run; re-run every POLL_SECONDS while it is active."""
-    path = rundir.run_dir(run_id)
-    status = runs.read_status(path)
+def live(run: dict, smoothing: float, per_batch: bool) -> None:
+    """Progress, hints and curves of one run (as runs.list_runs read it just now)."""
+    run_id, path, status, config = run["id"], run["path"], run["status"], run["config"]
     rows = runs.metrics(run_id)
-    config = read_json(path / "config.json")
     p = curves.progress(status, rows, time.time())
     state = status["state"]
     if state == "failed" or state == "interrupted":
@@ -131,7 +127,10 @@ def watch() -> None:
     """The run picker and the chosen run's live view. Re-run on its own every POLL_SECONDS while
     a run is active (IDLE_POLL_SECONDS otherwise); when any run changes state, the whole page is
     redrawn, so picker labels and the run table never show a state the run has left."""
-    all_runs = runs.list_runs()
+    # The page's own read of the runs on a full render; a rerun of this fragment alone reads again.
+    all_runs = st.session_state.pop("monitor_runs", None)
+    if all_runs is None:
+        all_runs = runs.list_runs()
     states = {r["id"]: r["status"]["state"] for r in all_runs}
     seen = st.session_state.get("monitor_states")
     st.session_state["monitor_states"] = states
@@ -152,72 +151,7 @@ def watch() -> None:
         "0.8 is the tutorials' smooth_curve factor.",
     )
     points = c2.radio("Points", ["per epoch", "per batch"], horizontal=True, key="monitor_x")
-    live(run["id"], smoothing, points == "per batch")
-
-
-def history_ui(all_runs: list[dict], smoothing: float) -> None:
-    """The run table: sortable, select rows to compare; rename, notes, delete."""
-    st.subheader("All runs")
-    table = ui.runs_table(all_runs)
-    event = st.dataframe(
-        table,
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="multi-row",
-        key="runs_table",
-        column_config={
-            "best val acc": st.column_config.NumberColumn(format="percent"),
-            "test acc": st.column_config.NumberColumn(format="percent"),
-        },
-    )
-    chosen = [all_runs[i] for i in event.selection.rows] if event and event.selection.rows else []
-    if not chosen:
-        st.caption(
-            "Select runs in the table (tick the boxes on the left) to compare their curves and settings, "
-            "rename them or delete them."
-        )
-        return
-    if len(chosen) >= 2:
-        compare_ui(chosen, smoothing)
-    edit_ui(chosen)
-
-
-def compare_ui(chosen: list[dict], smoothing: float) -> None:
-    tables = {ui.run_name(r): curves.epoch_table(runs.metrics(r["id"])) for r in chosen}
-    left, right = st.columns(2)
-    left.plotly_chart(charts.compare(tables, "loss", smoothing, "epoch"), key="compare_loss")
-    right.plotly_chart(charts.compare(tables, "accuracy", smoothing, "epoch"), key="compare_accuracy")
-    configs = pd.DataFrame({ui.run_name(r): {k: str(v) for k, v in r["config"].items()} for r in chosen})
-    differs = configs.nunique(axis=1) > 1
-    only_diff = st.toggle("Only settings that differ", value=True, key="compare_only_diff")
-    shown = configs[differs] if only_diff else configs
-    st.dataframe(
-        shown.style.apply(
-            lambda row: ["background-color: #fff3bf" if differs[row.name] else ""] * len(row), axis=1
-        ),
-        key="compare_configs",
-    )
-
-
-def edit_ui(chosen: list[dict]) -> None:
-    run = chosen[-1]
-    meta = runs.meta(run["id"])
-    with st.expander(f"Name, notes and delete: {ui.run_name(run)}", expanded=len(chosen) == 1):
-        name = st.text_input("Name", value=meta.get("name", ""), key=f"meta_name_{run['id']}")
-        notes = st.text_area("Notes", value=meta.get("notes", ""), key=f"meta_notes_{run['id']}")
-        c1, c2 = st.columns(2)
-        if c1.button("Save name and notes", key="meta_save", icon=":material/save:"):
-            with ui.writing("save the name and notes"):
-                runs.set_meta(run["id"], name=name, notes=notes)
-                st.rerun()
-        if run["status"]["state"] in runs.ACTIVE_STATES:
-            c2.caption("A running run cannot be deleted; stop it first.")
-        elif c2.checkbox("Yes, delete this run and its models", key=f"delete_confirm_{run['id']}"):
-            if c2.button("Delete run", key="delete_run", type="primary", icon=":material/delete:"):
-                with ui.writing("delete the run"):
-                    runs.delete(run["id"])
-                    st.session_state.pop("monitor_run", None)
-                    st.rerun()
+    live(run, smoothing, points == "per batch")
 
 
 st.title("Monitor")
@@ -227,8 +161,9 @@ st.caption(
     "when they drift apart, it is memorising rather than learning."
 )
 all_runs = runs.list_runs()
+st.session_state["monitor_runs"] = all_runs
 any_active = any(r["status"]["state"] in runs.ACTIVE_STATES for r in all_runs)
 st.session_state["monitor_states"] = {r["id"]: r["status"]["state"] for r in all_runs}
 st.fragment(run_every=POLL_SECONDS if any_active else IDLE_POLL_SECONDS)(watch)()
 if all_runs:
-    history_ui(all_runs, st.session_state.get("monitor_smoothing", 0.8))
+    run_history.history_ui(all_runs, st.session_state.get("monitor_smoothing", 0.8))
