@@ -20,48 +20,9 @@ from core.config import (
 )
 from core.images import RESIZE_POLICIES
 from core.modelfile import runs_with_model
+from dashboard import train_choices as choices
 from dashboard import ui
 
-MODES = {
-    "scratch": (
-        "From scratch",
-        "A new network learns everything from your pictures. Needs many pictures "
-        "and time; augmentation helps it not to memorise them.",
-    ),
-    "features": (
-        "Pretrained features (fast)",
-        "A network trained on ImageNet's 1.2 million photos looks at each "
-        "picture once; only a small new classifier on top learns your classes. Fast and accurate.",
-    ),
-    "frozen": (
-        "Pretrained + augmentation",
-        "Like the fast way, but every epoch shows the pretrained network "
-        "freshly varied pictures. Slower, a little more accurate.",
-    ),
-    "finetune": (
-        "Fine-tune a previous run",
-        "Start from a pretrained-features run and gently retrain the top "
-        "layers of the pretrained network too, at a low learning rate.",
-    ),
-}
-# The pretrained networks offered, in this order (a curated few of core.models.BASES and variants).
-BASE_CHOICES = [
-    "vgg16",
-    "xception",
-    "resnet50",
-    "efficientnetb0",
-    "densenet121",
-    "mobilenetv2",
-    "mobilenetv2_0.35",
-    "mobilenet",
-    "mobilenet_0.5",
-    "mobilenet_0.25",
-]
-WEIGHT_SOURCES = {
-    "imagenet": "ImageNet (downloaded once; needs internet)",
-    "file": "A local weights file",
-    "none": "None: random start (for testing)",
-}
 # TrainConfig field -> the widget that shows it
 WIDGETS = {
     "model": "train_model",
@@ -77,8 +38,6 @@ WIDGETS = {
     "augment_name": "train_augment",
     "head_pooling": "train_head_pooling",
 }
-# core.config.POOLINGS, labelled, in the order the form offers them
-POOLINGS = {"avg": "global average pooling (any network)", "flatten": "flatten (the tutorials, VGG16)"}
 # Settings a recipe may leave out, at their "off" values: a new recipe starts from these.
 UNSET = {
     "head_pooling": "flatten",
@@ -181,13 +140,13 @@ def mode_ui() -> str:
         apply_mode_defaults()
     mode = st.radio(
         "How to train",
-        list(MODES),
-        format_func=lambda m: MODES[m][0],
+        list(choices.MODES),
+        format_func=lambda m: choices.MODES[m][0],
         horizontal=True,
         key="train_mode",
         on_change=apply_mode_defaults,
     )
-    st.caption(MODES[mode][1])
+    st.caption(choices.MODES[mode][1])
     return mode
 
 
@@ -209,10 +168,10 @@ def scratch_net_ui() -> dict:
 
 def base_ui() -> dict | None:
     """A pretrained network and its weights; None when a typed weights path is refused."""
-    if st.session_state.get("train_model") not in BASE_CHOICES:
+    if st.session_state.get("train_model") not in choices.BASE_CHOICES:
         st.session_state["train_model"] = "vgg16"
     model = st.selectbox(
-        "Pretrained network", BASE_CHOICES, key="train_model", on_change=apply_model_defaults
+        "Pretrained network", choices.BASE_CHOICES, key="train_model", on_change=apply_model_defaults
     )
     st.caption(models.base_spec(model).description)
     weights = weights_ui()
@@ -223,7 +182,10 @@ def weights_ui() -> str | None:
     """imagenet, none or a weights file's path; None when the typed path is refused (never fall
     back to random weights silently)."""
     source = st.radio(
-        "Pretrained weights", list(WEIGHT_SOURCES), format_func=WEIGHT_SOURCES.get, key="train_weights_source"
+        "Pretrained weights",
+        list(choices.WEIGHT_SOURCES),
+        format_func=choices.WEIGHT_SOURCES.get,
+        key="train_weights_source",
     )
     if source != "file":
         return source
@@ -295,8 +257,8 @@ def size_ui(mode: str, model: str | None) -> dict:
         size_note(model, int(values["image_size"]))
         values["head_pooling"] = st.selectbox(
             "Head",
-            list(POOLINGS),
-            format_func=POOLINGS.get,
+            list(choices.POOLINGS),
+            format_func=choices.POOLINGS.get,
             key="train_head_pooling",
             help="How the new classifier reads the pretrained network's feature map.",
         )

@@ -8,18 +8,18 @@ import dataclasses
 import pytest
 
 from core import config, models, runs
-from dashboard import train_form
+from dashboard import train_choices, train_form
 
 
 def test_every_base_choice_is_a_known_base():
-    for name in train_form.BASE_CHOICES:
+    for name in train_choices.BASE_CHOICES:
         assert models.parse_base_name(name)[0] in models.BASES, name
         models.base_spec(name)  # the variant (alpha) exists too
 
 
 def test_the_form_offers_exactly_the_modes_and_heads_core_allows():
-    assert tuple(train_form.MODES) == config.MODES
-    assert sorted(train_form.POOLINGS) == sorted(config.POOLINGS)
+    assert tuple(train_choices.MODES) == config.MODES
+    assert sorted(train_choices.POOLINGS) == sorted(config.POOLINGS)
 
 
 def test_widgets_show_trainconfig_fields_and_unset_values_are_valid():
