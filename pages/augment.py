@@ -9,8 +9,8 @@ import streamlit as st
 
 from core import augment
 from core.augment import AugmentConfig
-from core.images import ImageError, load_resized, tile
-from dashboard import ui
+from core.images import tile
+from dashboard import augment_images, ui
 
 COLUMNS = "ABC"
 SWEEP_DEFAULTS = {
@@ -20,53 +20,6 @@ SWEEP_DEFAULTS = {
     "width_shift": "0, 0.1, 0.2, 0.3",
     "brightness": "0, 0.1, 0.2, 0.4",
 }
-
-
-def images_ui(size: int) -> np.ndarray | None:
-    """Pick the pictures every column shows: a split's training images (random or picked), or uploads."""
-    source = st.radio(
-        "Pictures",
-        ["Training images of a saved split", "Demo dataset", "Upload pictures"],
-        horizontal=True,
-        key="aug_source",
-    )
-    count = st.session_state.get("aug_count", 4)
-    if source == "Upload pictures":
-        files = st.file_uploader(
-            "Pictures",
-            type=["jpg", "jpeg", "png", "bmp", "webp"],
-            accept_multiple_files=True,
-            key="aug_upload",
-        )
-        if not files:
-            st.info("Upload one or more pictures to preview augmentation on them.")
-            return None
-        images = []
-        for f in files[:8]:
-            try:
-                images.append(load_resized(f.getvalue(), (size, size), "crop"))
-            except ImageError as e:
-                st.warning(f"{f.name}: {e}")
-        return np.stack(images) if images else None
-    if source == "Demo dataset":
-        root = ui.current_demo()
-        index = ui.scan_dataset(root)
-        if index is None:
-            return None
-        files = index.paths
-    else:
-        split = ui.split_picker(key="aug_split")
-        if split is None:
-            return None
-        root, files = split.dataset_root, split.files("train")
-    how = st.radio("Which", ["Random", "Pick"], horizontal=True, key="aug_pick_mode")
-    if how == "Pick":
-        picked = st.multiselect("Files", files, default=files[:count], max_selections=8, key="aug_files")
-    else:
-        rng = np.random.default_rng(st.session_state.get("aug_image_seed", 0))
-        picked = list(rng.choice(files, size=min(count, len(files)), replace=False))
-    images = ui.pictures(str(root), tuple(picked), size)
-    return np.stack(images) if images else None
 
 
 def config_widgets(col: str, start: AugmentConfig) -> AugmentConfig | None:
@@ -212,7 +165,7 @@ if top[4].button(
     st.session_state["aug_seed_base"] = st.session_state.get("aug_seed_base", 0) + 1
     st.session_state["aug_image_seed"] = st.session_state.get("aug_image_seed", 0) + 1
 
-images = images_ui(int(size))
+images = augment_images.images_ui(int(size))
 if images is None:
     st.stop()
 base = st.session_state.get("aug_seed_base", 0)
