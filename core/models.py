@@ -13,7 +13,6 @@ Only portable Keras 3 (``keras``, ``keras.ops``): runs on the TensorFlow and JAX
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import re
@@ -566,7 +565,6 @@ def build_base(name: str, input_size: int, weights: str | os.PathLike | None = "
     return base
 
 
-@functools.lru_cache(maxsize=64)
 # --------------------------------------------------------------------------------------------------
 # Heads and transfer models
 

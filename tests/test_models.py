@@ -293,6 +293,11 @@ def test_head_trained_on_cached_features_is_reused():
         M.build_transfer("mobilenet_0.25", 96, 3, weights=None, base=base)
 
 
+def test_every_head_is_a_new_model():
+    first, second = (M.build_head([2, 2, 8], 2, units=4) for _ in range(2))
+    assert first is not second and not set(map(id, first.layers)) & set(map(id, second.layers))
+
+
 def test_unfreeze_vgg16_from_block5():
     model = M.build_transfer("vgg16", 64, 2, weights=None, units=8)
     head_params = M.param_counts(model)[0]
