@@ -25,24 +25,6 @@ from core.images import ImageError, is_image_name, load_resized
 from core.workspace import temp_name
 
 
-def probabilities(
-    model, images: np.ndarray, batch_size: int = 32, progress: Callable[[int, int], None] | None = None
-) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, C) class probabilities; a sigmoid output p becomes [1 - p, p].
-
-    progress(done, total) is called after each batch.
-    """
-    out = []
-    for i in range(0, len(images), batch_size):
-        p = np.asarray(
-            model(np.asarray(images[i : i + batch_size], dtype=np.float32), training=False), dtype=np.float64
-        )
-        out.append(np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p)
-        if progress:
-            progress(min(i + batch_size, len(images)), len(images))
-    return np.concatenate(out) if out else np.zeros((0, 0))
-
-
 @dataclass
 class Prediction:
     """One file's outcome: the top class and all probabilities, or why it could not be read."""
@@ -56,6 +38,8 @@ class Prediction:
 
 def predict_sources(run: modelfile.LoadedModel, sources: list[tuple[str, object]]) -> list[Prediction]:
     """Predict (name, path-or-bytes) pairs; unreadable ones get an error, not an exception."""
+    from core.models import probabilities
+
     size = (run.input_size, run.input_size)
     images, names, results = [], [], {}
     for name, src in sources:
@@ -335,6 +319,7 @@ def evaluate_run(
     computes it anew. progress(stage, done, total) reports decoding and predicting.
     """
     from core import cache
+    from core.models import probabilities
 
     path, config, file, split = _run_context(run_id, which, subset, workspace)
     key = _eval_key(file, split, subset, config)
