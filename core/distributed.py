@@ -105,7 +105,7 @@ def _require_jax_backend():
     return jax, keras
 
 
-# ---------------------------------------------------------------------------- data feeding
+# ---------------------------------------------------------------------------- saving alone
 
 
 @contextlib.contextmanager
@@ -143,11 +143,12 @@ def worker_main(
     "epoch" row per epoch with the global loss and metrics); worker 0 also writes
     ``out_dir/model.keras`` and ``out_dir/config.json`` (and ``initial.weights.h5`` if save_initial).
     """
-    from core import cache
-    from core.data import load_split
-    from core.devices import choose_precision, cpu_has_bf16
+    from core.callback import plateau_callback, scalar_logs
+    from core.devices import device_plan
+    from core.feeding import batches, class_weight_for, load_split_arrays
     from core.fileio import append_jsonl
-    from core.train import batches, build_model, class_weight_for, compile_model, finalize, scalar_logs
+    from core.optim import compile_model
+    from core.train import build_model, finalize
 
     config = _load_config(config)
     if num_workers < 1 or not 0 <= worker_index < num_workers:
@@ -163,19 +164,13 @@ def worker_main(
     # Data first, before joining the others: a missing split or dataset on this machine fails here
     # at once, and decoding (minutes for a big split on a cold cache) happens outside any collective.
     config = finalize(config, workspace)
-    split = load_split(config.split, workspace)
-    changed = split.changed()
-    if changed:
-        raise ValueError(f"split '{config.split}': {changed}")
-    size = (config.image_size, config.image_size)
-    train = cache.split_arrays(split, "train", size, config.resize_policy, workspace)
-    val = cache.split_arrays(split, "val", size, config.resize_policy, workspace)
-    num_classes = len(split.classes)
-    y_train_all = np.asarray(train.labels)
-    mine = shard_indices(len(train), num_workers, worker_index, config.seed)
+    data = load_split_arrays(config, workspace)
+    num_classes = len(data.classes)
+    y_train_all = np.asarray(data.train.labels)
+    mine = shard_indices(len(data.train), num_workers, worker_index, config.seed)
     if len(mine) < per_worker_batch:
         raise ValueError(
-            f"{len(train)} training images give each of {num_workers} workers {len(mine)}, fewer than "
+            f"{len(data.train)} training images give each of {num_workers} workers {len(mine)}, fewer than "
             f"one per-worker batch of {per_worker_batch}; lower batch_size or use fewer workers"
         )
 
@@ -196,12 +191,7 @@ def worker_main(
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False)
     )
-    gpu_devices = [d for d in jax.local_devices() if d.platform == "gpu"]
-    capability = None
-    if gpu_devices:
-        cc = getattr(gpu_devices[0], "compute_capability", None)
-        capability = tuple(int(p) for p in str(cc).split(".")[:2]) if cc else None
-    precision = choose_precision(config.precision, bool(gpu_devices), cpu_has_bf16(), capability)
+    precision = device_plan(config)["precision"]
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)  # the same seed everywhere: identical initial weights
 
@@ -212,14 +202,14 @@ def worker_main(
     if worker_index == 0:
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
 
-    val_mine = shard_indices(len(val), num_workers, worker_index, config.seed)
+    val_mine = shard_indices(len(data.val), num_workers, worker_index, config.seed)
     val_mine = val_mine[: len(val_mine) - len(val_mine) % local_devices]
     # Every worker shuffles its shard with the same per-epoch seed; the shards differ, so batches do.
     fit_train = batches(
-        train.images, y_train_all, per_worker_batch, True, config.seed, index=mine, drop_remainder=True
+        data.train.images, y_train_all, per_worker_batch, True, config.seed, index=mine, drop_remainder=True
     )
     fit_val = (
-        batches(val.images, np.asarray(val.labels), per_worker_batch, False, 0, index=val_mine)
+        batches(data.val.images, np.asarray(data.val.labels), per_worker_batch, False, 0, index=val_mine)
         if len(val_mine)
         else None
     )
@@ -270,10 +260,11 @@ def worker_main(
 
     # Callbacks that decide from val_loss see the same global value in every worker, so they agree.
     callbacks: list = [EpochLog()]
-    if config.lr_schedule == "plateau" and fit_val is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=2))
-    if config.patience and fit_val is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
+    if fit_val is not None:
+        plateau = plateau_callback(config, has_validation=True)
+        callbacks += [plateau] if plateau is not None else []
+        if config.patience:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
     class_weight = class_weight_for(y_train_all, num_classes) if config.class_weights else None
 
     model.fit(
