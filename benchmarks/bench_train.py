@@ -36,7 +36,7 @@ from benchmarks.report import machine, write_section  # noqa: E402
 from core import augment, cache, models  # noqa: E402
 from core.data import scan  # noqa: E402
 from core.devices import cpu_has_bf16  # noqa: E402
-from core.train import batches  # noqa: E402
+from core.feeding import batches  # noqa: E402
 
 SIZE, BATCH, WARMUP = 150, 32, 2
 

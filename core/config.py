@@ -272,7 +272,7 @@ NET_RECIPES: dict[str, dict[str, Any]] = {
 DEFAULT_SCRATCH_NET = "resnet"
 
 
-def _scratch_net(name: str):
+def scratch_net(name: str):
     """The ScratchSpec of a scratch net; ConfigError naming the choices for any other name."""
     from core import models
 
@@ -311,7 +311,7 @@ def default_settings(mode: str, model: str | None = None, recipe: str = "default
         settings["model"] = DEFAULT_SCRATCH_NET
 
     if mode == "scratch":
-        settings["image_size"] = _scratch_net(settings["model"]).default_size
+        settings["image_size"] = scratch_net(settings["model"]).default_size
         settings.update(NET_RECIPES.get(settings["model"], {}))
     elif mode in ("features", "frozen"):
         settings.update(HEAD_DEFAULTS, image_size=models.base_spec(settings["model"]).default_size)

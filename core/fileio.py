@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, make_parents: bool 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside `path` for a writer that makes its own file (model.save, np.save): renamed
+    over `path` when the block ends, removed when it raises. The temp name keeps `path`'s suffix."""
+    path = Path(path)
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, make_parents: bool = True) -> Path:

@@ -20,6 +20,8 @@ import numpy as np
 
 from core import curves, devices, train
 from core.config import TrainConfig
+from core.feeding import batches
+from core.optim import compile_model
 from core.workspace import workspace_dir
 
 SMOOTHING = 0.9  # the loss of one batch is noisy; fastai smooths with 0.98 over 100 batches
@@ -95,19 +97,17 @@ def find_lr(
     config = train.finalize(config, ws)
     train.check_inputs(config, ws)
     trial = _Trial(ws, progress)
-    data = train._prepare(trial, config)
-    num_classes = len(data.classes)
+    data = train.load_run_data(trial, config)
     plan = devices.device_plan(config)
     policy = keras.config.dtype_policy()
     keras.mixed_precision.set_dtype_policy(plan["precision"])
     try:
         keras.utils.set_random_seed(config.seed)
-        make_plan = train._plan_features if config.mode == "features" else train._plan_images
-        fit, _ = make_plan(trial, config, data, plan, num_classes)
+        fit = train.prepare_fit(trial, config, data, plan["jit_compile"])
         # A constant rate that this loop sets before every batch (a schedule would override it).
         constant = dataclasses.replace(config, lr_schedule="constant", warmup_epochs=0, learning_rate=min_lr)
-        train.compile_model(fit.model, constant, num_classes, fit.steps, plan["jit_compile"])
-        feed = fit.x if fit.y is None else train.batches(fit.x, fit.y, config.batch_size, True, config.seed)
+        compile_model(fit.model, constant, len(data.classes), fit.steps, plan["jit_compile"])
+        feed = fit.x if fit.y is None else batches(fit.x, fit.y, config.batch_size, True, config.seed)
         return _sweep(fit.model, feed, min_lr, max_lr, steps, progress)
     finally:
         keras.mixed_precision.set_dtype_policy(policy)

@@ -1,7 +1,7 @@
 """One way to load a model for use: a run's best.keras / last.keras, or a .keras file from
-elsewhere (an upload), always through core.train.load_model (Keras safe mode). Either way the
-result is a LoadedModel: the model plus what it needs to read images (classes, input size, resize
-policy)."""
+elsewhere (an upload), always through load_model (Keras safe mode). Either way the result is a
+LoadedModel: the model plus what it needs to read images (classes, input size, resize policy).
+Models are saved with save_atomic."""
 
 from __future__ import annotations
 
@@ -11,12 +11,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.fileio import read_json
+from core.fileio import read_json, replacing
 from core.workspace import temp_file
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be used (not a model, carries code, odd inputs); the message says why."""
+
+
+def save_atomic(model, path: Path) -> None:
+    """model.save to a temp .keras file beside `path`, then rename: readers never see half a file."""
+    with replacing(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path: str | os.PathLike, compile: bool = True):
+    """keras.models.load_model with our custom layers registered, always in safe mode: a file that
+    carries Python code (Lambda layers) is refused, never run. There is no switch to turn it off."""
+    import keras
+
+    import core.models  # noqa: F401  registers Preprocess and friends
+
+    return keras.models.load_model(path, safe_mode=True, compile=compile)
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,6 @@ def from_run(run_id: str, which: str = "best", workspace: str | os.PathLike | No
     """best.keras (or last.keras) of a run, with the run's classes, image size and resize policy."""
     from core.rundir import RunError, run_dir
     from core.runs import read_status
-    from core.train import load_model
 
     path = run_dir(run_id, workspace)
     file = model_file(path, which)
@@ -92,8 +107,6 @@ def from_file(
     """A .keras file: input size from the model's input shape (square RGB only), classes from its
     output ("class 0".."class n-1" unless given; a sigmoid output means two), resize policy
     "stretch". name: what messages call the file (its name by default). Raises ModelFileError."""
-    from core.train import load_model
-
     path = Path(path)
     name = name or path.name
     if not path.is_file():

@@ -11,8 +11,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from core import modelfile  # noqa: E402
 from core import models as M  # noqa: E402
-from core import train  # noqa: E402
 from tests.conftest import MOBILENET_025  # noqa: E402
 
 VARIANTS = ("float32", "mixed_bfloat16", "keras_file")
@@ -62,7 +62,7 @@ def build_variant(variant: str, make, tmp_path):
     if variant == "keras_file":
         path = tmp_path / "model.keras"
         model.save(path)
-        return train.load_model(path)
+        return modelfile.load_model(path)
     return model
 
 

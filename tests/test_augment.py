@@ -428,7 +428,7 @@ def test_preset_names_protected(tmp_path, name):
 @pytest.mark.parametrize("preset", ["seed-000", "strong"])
 def test_models_with_augmentation_save_and_load_in_safe_mode(tmp_path, preset):
     """Models holding our augmentation layers load back in safe mode with the same settings."""
-    from core.train import load_model
+    from core.modelfile import load_model
 
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, A.build(PRESETS[preset], seed=3)(inputs))

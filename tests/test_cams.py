@@ -21,8 +21,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from core import explain as E  # noqa: E402
+from core import modelfile  # noqa: E402
 from core import models as M  # noqa: E402
-from core import train  # noqa: E402
 from core.images import load_resized  # noqa: E402
 from tests.conftest import MOBILENET_025, REPO  # noqa: E402
 from tests.modelkit import (  # noqa: E402
@@ -109,7 +109,7 @@ def test_keras_file_round_trip_gives_the_same_heatmaps(tmp_path):
     before = {name: f(model, x, layer="base/conv_pw_11_relu") for name, f in methods.items()}
     path = tmp_path / "model.keras"
     model.save(path)  # after the explainers replayed its graph
-    loaded = train.load_model(path)
+    loaded = modelfile.load_model(path)
     for name, f in methods.items():
         np.testing.assert_allclose(
             f(loaded, x, layer="base/conv_pw_11_relu"), before[name], atol=1e-4, err_msg=name
@@ -141,9 +141,9 @@ _JAX_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from core import explain as E, train
+    from core import explain as E, modelfile
     assert keras.backend.backend() == "jax"
-    model = train.load_model(sys.argv[1])
+    model = modelfile.load_model(sys.argv[1])
     x = np.load(sys.argv[2])
     out = {name: f(model, x, class_index=[0, 1]).tolist() for name, f in E.METHODS.items()}
     print(json.dumps(out))
@@ -258,7 +258,7 @@ def test_quick_demo_learns_the_shapes_and_gradcam_finds_them(workspace):
     _, all_boxes, _, _ = _demo_images(root, size)
     rels = split.files("test")
     x = np.stack([load_resized(root / rel, (size, size)) for rel in rels]).astype("float32")
-    model = train.load_model(rundir.run_dir(run_id) / "best.keras")
+    model = modelfile.load_model(rundir.run_dir(run_id) / "best.keras")
     correct = np.asarray(model.predict(x, verbose=0)).argmax(axis=1) == split.labels("test")
     ok = [all_boxes[rel] for rel, right in zip(rels, correct) if right]
     _check_localisation("Grad-CAM", E.gradcam(model, x[correct]), ok, size)

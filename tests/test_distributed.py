@@ -1,4 +1,5 @@
-"""core.distributed: shards, the backend check, and two local JAX workers training in lockstep."""
+"""core.distributed: launching local JAX workers (two of them training in lockstep, directly and
+through the CLI) and waiting in the run queue."""
 
 from __future__ import annotations
 
@@ -10,48 +11,7 @@ import numpy as np
 import pytest
 
 from core import distributed
-from core.config import ConfigError, TrainConfig
-
-
-@pytest.mark.parametrize("n, workers", [(10, 2), (11, 2), (17, 3), (3, 4), (64, 1), (0, 2)])
-def test_shards_are_disjoint_equal_and_cover_all_but_the_remainder(n, workers):
-    shards = [distributed.shard_indices(n, workers, i, seed=7) for i in range(workers)]
-    assert {len(s) for s in shards} == {n // workers}
-    union = np.concatenate(shards)
-    assert len(np.unique(union)) == len(union) == n - n % workers
-    assert union.size == 0 or (union.min() >= 0 and union.max() < n)
-    assert all(np.array_equal(s, np.sort(s)) for s in shards)
-    # Deterministic for a seed (every worker computes the same partition), shuffled by it.
-    again = [distributed.shard_indices(n, workers, i, seed=7) for i in range(workers)]
-    assert all(np.array_equal(a, b) for a, b in zip(shards, again))
-
-
-def test_shards_mix_classes_and_reject_bad_indices():
-    # Split files come ordered by class: a shard must not be one contiguous block.
-    s0 = distributed.shard_indices(100, 2, 0, seed=0)
-    assert not np.array_equal(s0, np.arange(50))
-    with pytest.raises(ValueError):
-        distributed.shard_indices(10, 2, 2)
-    with pytest.raises(ValueError):
-        distributed.shard_indices(10, 0, 0)
-
-
-def test_global_batch_must_divide_over_workers():
-    assert distributed.local_batch_size(8, 2) == 4
-    with pytest.raises(ConfigError, match="batch_size"):
-        distributed.local_batch_size(9, 2)
-
-
-def test_worker_refuses_a_non_jax_backend(monkeypatch, tmp_path):
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
-    import keras
-
-    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
-    config = TrainConfig(split="s", model="small", image_size=32, batch_size=8)
-    with pytest.raises(distributed.BackendError, match="KERAS_BACKEND=jax"):
-        distributed.worker_main(config, "127.0.0.1:1", 2, 0, tmp_path)
-    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+from core.config import TrainConfig
 
 
 def _weights(path) -> dict[str, np.ndarray]:

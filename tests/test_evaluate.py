@@ -13,8 +13,8 @@ import pytest
 from core import evaluate, metrics, modelfile
 from core.data import SplitSpec, make_split, save_split, scan
 from core.images import load_resized
+from core.modelfile import load_model
 from core.rundir import run_dir
-from core.train import load_model
 from tests.conftest import COLORS_SIZE
 
 

@@ -139,7 +139,7 @@ def test_single_image_bfloat16_and_bad_settings():
 
 def test_models_with_either_layer_save_and_load_in_safe_mode(tmp_path):
     """RandomShear: Keras 3.15 saves its factor as (-f, f) and then refuses it; ours loads (older runs)."""
-    from core.train import load_model
+    from core.modelfile import load_model
 
     inputs = keras.Input((H, W, 3))
     x = RandomAffine(rotation=12, width_shift=0.1, shear=5, zoom=0.2, fill_mode="wrap", seed=3)(inputs)

@@ -81,3 +81,16 @@ def test_non_model_files_and_odd_inputs_are_clear_errors(tmp_path, workspace):
     keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs))).save(path)
     with pytest.raises(modelfile.ModelFileError, match="square RGB"):
         modelfile.from_file(path)
+
+
+def test_load_model_always_refuses_code(tmp_path):
+    """The one model loader has no switch for safe mode, and a Lambda layer is refused."""
+    import inspect
+
+    import keras
+
+    assert "safe_mode" not in inspect.signature(modelfile.load_model).parameters
+    inputs = keras.Input((8,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "code.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        modelfile.load_model(tmp_path / "code.keras")

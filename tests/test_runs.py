@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, demo, evaluate, rundir, runs, train
+from core import data, demo, evaluate, modelfile, rundir, runs, train
 from core.config import TrainConfig, default_settings
 from core.fileio import repair_jsonl
 from tests.conftest import (
@@ -90,7 +90,7 @@ def submit(ws: Path, **kw) -> str:
 
 
 def iterations(path: Path) -> int:
-    model = train.load_model(path)
+    model = modelfile.load_model(path)
     return int(np.asarray(model.optimizer.iterations))
 
 
@@ -159,7 +159,7 @@ def test_each_mode_trains_through_the_worker_process(mode_runs, mode_ws, mode):
             assert np.dot(n, [r[key] for r in rows_e]) / n.sum() == pytest.approx(e[key], rel=1e-4, abs=1e-5)
     assert [r["step"] for r in batch_rows] == list(range(1, config.epochs * steps + 1))
 
-    model = train.load_model(path / "best.keras")
+    model = modelfile.load_model(path / "best.keras")
     images = np.random.default_rng(0).integers(0, 256, (3, config.image_size, config.image_size, 3), np.uint8)
     probs = np.asarray(model.predict(images.astype("float32"), verbose=0))
     assert probs.shape == (3, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
@@ -224,7 +224,7 @@ def test_stop_ends_within_a_batch_and_keeps_checkpoints(stopped_run, long_ws):
     assert epochs_of(stopped_run["rows"], complete=False) in ([done + 1], [])
     path = rundir.run_dir(stopped_run["id"], long_ws)
     assert (path / "best.keras").is_file() and (path / "last.keras").is_file()
-    train.load_model(path / "last.keras")
+    modelfile.load_model(path / "last.keras")
 
 
 def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(stopped_run, long_ws):
@@ -264,7 +264,7 @@ def test_features_run_stops_and_resumes_its_head(long_ws):
     assert status["feature_cache_hit"] is True  # the base did not run over the images again
     assert epochs_of(runs.metrics(run_id, long_ws), complete=True) == [1, 2, 3]
     assert iterations(path / "resume.keras") == before + (3 - done) * 24
-    model = train.load_model(path / "best.keras")
+    model = modelfile.load_model(path / "best.keras")
     assert model.predict(np.zeros((2, 48, 48, 3), "float32"), verbose=0).shape == (2, 4)
 
 
@@ -292,7 +292,7 @@ def test_sigkill_reads_interrupted_and_resume_finishes(long_ws):
     assert raw["state"] == "running"  # the worker never got to say so: readers derive it
     path = rundir.run_dir(run_id, long_ws)
     assert json.loads((path / "state.json").read_text())["epochs_done"] >= 1
-    train.load_model(path / "last.keras")  # whole, never half-written
+    modelfile.load_model(path / "last.keras")  # whole, never half-written
 
     runs.resume(run_id, long_ws)
     status = wait_for(run_id, long_ws)

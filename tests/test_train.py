@@ -1,5 +1,5 @@
-"""core.train in this process: finalize, model building, feature cache, fine-tuning,
-device choices, and small runs through runs.worker_main (no subprocess) for the switches."""
+"""core.train in this process: finalize, model building, fine-tuning, and small runs through
+runs.worker_main (no subprocess) for the switches (precision, schedules, data parallelism)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import augment, cache, models, rundir, runs, train
+from core import augment, modelfile, models, rundir, runs, train
 from core.config import ConfigError, TrainConfig, default_settings
 from tests.conftest import MOBILENET_025, make_demo_split, needs_mobilenet
 
@@ -37,7 +37,7 @@ def run_in_process(config: TrainConfig, ws: Path) -> tuple[str, dict]:
     return run_id, runs.status(run_id, ws)
 
 
-# ---------------------------------------------------------------------------- 1. finalize
+# ---------------------------------------------------------------------------- finalize
 
 
 def test_finalize_records_the_augmentation_snapshot(workspace):
@@ -91,7 +91,7 @@ def test_finalize_finetune_copies_the_source_and_refuses_scratch(workspace):
         train.finalize(TrainConfig(mode="finetune", from_run="no-such-run"), workspace)
 
 
-# ---------------------------------------------------------------------------- 3. augmentation in the model
+# ---------------------------------------------------------------------------- augmentation in the model
 
 
 def _layer_configs(seq) -> list[tuple[str, dict]]:
@@ -139,51 +139,7 @@ def test_no_augmentation_layer_for_identity_or_features():
     assert "augmentation" not in [layer.name for layer in train.build_model(features, 2).layers]
 
 
-# ---------------------------------------------------------------------------- 4. feature cache
-
-
-@needs_mobilenet
-def test_feature_cache_reuses_features_without_calling_the_base(workspace):
-    split = make_demo_split(workspace, per_class=6)
-    config = mobilenet_config()
-    arrays = cache.split_arrays(split, "train", (64, 64), "stretch", workspace)
-    fx = train.feature_extractor(config)
-    calls: list[int] = []
-
-    def counting(x, training=False):
-        calls.append(len(x))
-        return fx(x, training=training)
-
-    def must_not_run(x, training=False):
-        raise AssertionError("the base ran on images although the features were cached")
-
-    first, hit = train.extract_features(config, arrays, workspace, counting)
-    assert not hit and sum(calls) == len(arrays) == len(first)
-    assert first.shape == (len(arrays), *fx.output_shape[1:]) and first.dtype == np.float32
-    again, hit = train.extract_features(config, arrays, workspace, must_not_run)
-    assert hit and np.array_equal(np.asarray(again), first)
-
-    # Another size is another cache entry (and another decode entry).
-    small = mobilenet_config(image_size=48)
-    arrays48 = cache.split_arrays(split, "train", (48, 48), "stretch", workspace)
-    assert train.features_path(small, arrays48.key, workspace) != train.features_path(
-        config, arrays.key, workspace
-    )
-    assert train.features_path(small, arrays.key, workspace) != train.features_path(
-        config, arrays.key, workspace
-    )
-    feats48, hit = train.extract_features(small, arrays48, workspace, train.feature_extractor(small))
-    assert not hit and feats48.shape[1:] != first.shape[1:]
-    assert len(list((workspace / "features").glob("*.npy"))) == 2
-
-    # Random weights are never cached: another run's random base would not match.
-    random = mobilenet_config(weights="none")
-    train.extract_features(random, arrays, workspace, train.feature_extractor(random))
-    with pytest.raises(AssertionError, match="base ran"):
-        train.extract_features(random, arrays, workspace, must_not_run)
-
-
-# ---------------------------------------------------------------------------- 5. fine-tuning
+# ---------------------------------------------------------------------------- fine-tuning
 
 
 @pytest.fixture
@@ -192,7 +148,7 @@ def features_run(workspace) -> str:
     make_demo_split(workspace, per_class=4)
     config = train.finalize(mobilenet_config(), workspace)
     run_id = runs.create_run(config.to_dict(), workspace)
-    train.save_atomic(train.build_model(config, 4), rundir.run_dir(run_id, workspace) / "best.keras")
+    modelfile.save_atomic(train.build_model(config, 4), rundir.run_dir(run_id, workspace) / "best.keras")
     return run_id
 
 
@@ -243,39 +199,7 @@ def test_build_model_for_finetune_takes_base_and_size_from_the_source(workspace,
     assert tuple(model.output.shape[1:]) == (4,)
 
 
-# ---------------------------------------------------------------------------- 11. device choices and math
-
-
-def test_batches_feed_every_picture_once_per_epoch_or_only_a_shard():
-    """The one feeder of single-process and multi-worker training: sorted reads, a new order each
-    epoch (the same for the same seed and epoch), a shard through `index`, and with drop_remainder
-    only whole batches."""
-    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 3), np.uint8)
-    labels = np.arange(10)
-    feed = train.batches(images, labels, 4, shuffle=True, seed=3)
-    assert len(feed) == 3
-    first = [feed[i][1].tolist() for i in range(len(feed))]
-    assert sorted(sum(first, [])) == list(range(10)) and all(b == sorted(b) for b in first)
-    assert all(int(x[j, 0, 0, 0]) == y[j] for x, y in (feed[i] for i in range(3)) for j in range(len(y)))
-    feed.on_epoch_end()
-    second = [feed[i][1].tolist() for i in range(len(feed))]
-    assert second != first and sorted(sum(second, [])) == list(range(10))
-    resumed = train.batches(images, labels, 4, shuffle=True, seed=3, first_epoch=1)
-    assert [resumed[i][1].tolist() for i in range(3)] == second  # a resumed run gets epoch 1's order
-    shard = train.batches(
-        images, labels, 4, shuffle=True, seed=3, index=np.array([1, 4, 5, 8, 9]), drop_remainder=True
-    )
-    assert len(shard) == 1 and set(shard[0][1].tolist()) <= {1, 4, 5, 8, 9} and len(shard[0][1]) == 4
-
-
-def test_class_weight_for_unbalanced_labels():
-    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
-    w = train.class_weight_for(labels, 3)
-    assert w == pytest.approx({0: 100 / 180, 1: 100 / 90, 2: 100 / 30})
-    assert np.mean([w[y] for y in labels]) == pytest.approx(1.0)  # the loss keeps its scale
-    assert w[2] / w[0] == pytest.approx(6.0)
-    assert train.class_weight_for(np.array([0, 0, 1, 1]), 2) == {0: 1.0, 1: 1.0}
-    assert set(train.class_weight_for(np.array([0, 0, 1]), 3)) == {0, 1, 2}  # an empty class is no error
+# ---------------------------------------------------------------------------- data parallelism
 
 
 _MIRRORED_WORKER = """
@@ -336,11 +260,11 @@ def test_a_run_trains_data_parallel_under_mirrored_strategy(workspace):
     assert status["plan"]["replicas"] == 2
     epochs = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2] and all(np.isfinite(r["val_loss"]) for r in epochs)
-    model = train.load_model(path / "best.keras")
+    model = modelfile.load_model(path / "best.keras")
     assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 4)
 
 
-# ---------------------------------------------------------------------------- 11. switches in a run
+# ---------------------------------------------------------------------------- switches in a run
 
 
 def test_mixed_bfloat16_run_trains_on_cpu(workspace, float32_policy):
@@ -361,7 +285,7 @@ def test_mixed_bfloat16_run_trains_on_cpu(workspace, float32_policy):
     assert status["plan"]["precision"] == "mixed_bfloat16"
     [epoch] = [r for r in runs.metrics(run_id, workspace) if r["kind"] == "epoch"]
     assert np.isfinite(epoch["loss"]) and np.isfinite(epoch["val_loss"])
-    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
+    model = modelfile.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.get_layer("last_conv").compute_dtype == "bfloat16"
     assert model.get_layer("output").compute_dtype == "float32"  # the softmax stays in float32
 
@@ -392,42 +316,6 @@ def test_lr_schedules_run_and_log_the_learning_rate(workspace, schedule, float32
         assert lrs[0] == pytest.approx(0.01) and min(lrs) >= 0.01 * 0.2**2 - 1e-9
 
 
-def test_warmup_rises_linearly_then_follows_the_schedule():
-    steps = 10
-    cosine = train.make_optimizer(
-        TrainConfig(split="s", lr_schedule="cosine", warmup_epochs=2, epochs=10, learning_rate=1e-3), steps
-    )
-    values = []
-    for step in (0, 10, 20, 60, 100):  # learning_rate reads the schedule at the optimizer's step
-        cosine.iterations.assign(step)
-        values.append(float(cosine.learning_rate))
-    assert values == pytest.approx([0.0, 5e-4, 1e-3, 5e-4, 0.0], abs=1e-9)
-    flat = train.make_optimizer(TrainConfig(split="s", warmup_epochs=2, epochs=10, learning_rate=1e-3), steps)
-    seen = []
-    for step in (0, 10, 20, 60, 100):
-        flat.iterations.assign(step)
-        seen.append(float(flat.learning_rate))
-    assert seen == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3], abs=1e-9)  # then constant
-
-
-def test_adamw_decays_kernels_but_not_batchnorm_or_biases():
-    import keras
-
-    model = keras.Sequential(
-        [keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization()]
-    )
-    for v in model.trainable_variables:
-        v.assign(np.ones(v.shape, "float32"))
-    optimizer = train.make_optimizer(
-        TrainConfig(split="s", optimizer="adamw", weight_decay=0.5, learning_rate=0.1), 1
-    )
-    # Zero gradients: Adam's step is 0, so whatever moves is the decay alone.
-    optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in model.trainable_variables])
-    moved = {v.path.split("/")[-1]: float(np.asarray(v).mean()) for v in model.trainable_variables}
-    assert moved["kernel"] == pytest.approx(1 - 0.1 * 0.5)
-    assert moved["bias"] == moved["gamma"] == moved["beta"] == 1.0
-
-
 def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_policy):
     """The whole recipe (residual net, AdamW, warm-up, cosine, label smoothing, 'photos') runs end to
     end in a run process; the logged rate climbs through the warm-up and falls after it."""
@@ -443,18 +331,5 @@ def test_resnet_recipe_trains_in_a_run_and_logs_the_warmup(workspace, float32_po
     peak = lrs.index(max(lrs))
     assert 0 < peak < len(lrs) - 1 and lrs[:peak] == sorted(lrs[:peak])  # up, then down
     assert max(lrs) == pytest.approx(settings["learning_rate"], rel=0.2)
-    model = train.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
+    model = modelfile.load_model(rundir.run_dir(run_id, workspace) / "best.keras")
     assert model.loss.get_config()["label_smoothing"] == 0.1
-
-
-def test_load_model_always_refuses_code(tmp_path):
-    """The one model loader has no switch for safe mode, and a Lambda layer is refused."""
-    import inspect
-
-    import keras
-
-    assert "safe_mode" not in inspect.signature(train.load_model).parameters
-    inputs = keras.Input((8,))
-    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "code.keras")
-    with pytest.raises(ValueError, match="safe_mode"):
-        train.load_model(tmp_path / "code.keras")
