@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core import runs
+from core import devicequeue
 from core.config import ConfigError, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -427,7 +427,7 @@ def run(
         def waiting() -> None:
             print("waiting for the device: runs queued before this one go first", file=sys.stderr, flush=True)
 
-        with runs.device_turn(workspace, "distributed", on_wait=waiting):
+        with devicequeue.device_turn(workspace, "distributed", on_wait=waiting):
             procs = launch_local(config, num_workers, out_dir, workspace, capture=False)
             codes = wait_all(procs)
         return next((c for c in codes if c), 0)
