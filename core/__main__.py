@@ -389,7 +389,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core import modelfile
-    from core.evaluate import image_files, predict_paths
+    from core.predict import image_files, predict_paths
     from core.rundir import RunError, run_dir
 
     path = run_dir(args.run, args.workspace)
