@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from core import devices, rundir, runs
-from core.__main__ import main
+from core.cli import main
 from core.config import TrainConfig
 from tests.conftest import REPO
 
