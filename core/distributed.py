@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import runs
+from core import devicequeue
 from core.config import ConfigError, TrainConfig
 from core.distributed_worker import BackendError, as_config, worker_main
 
@@ -163,17 +163,17 @@ def run(
     joining `coordinator` (worker 0's host:port). Workers always run in fresh processes with
     KERAS_BACKEND=jax, so the caller's backend does not matter.
 
-    All workers here: the launcher first waits its turn in the run queue (core.runs) and holds the
+    All workers here: the launcher first waits its turn in the run queue (core.devicequeue) and holds the
     device lock until every worker has ended. One worker (`worker_index`) takes no lock: two workers
     of one job started on the same machine would otherwise wait for each other.
     """
     if worker_index is None:
         # All the workers use this machine's devices: wait in the run queue and hold the device
-        # lock (core.runs) for the whole multi-process run, like any other run.
+        # lock (core.devicequeue) for the whole multi-process run, like any other run.
         def waiting() -> None:
             print("waiting for the device: runs queued before this one go first", file=sys.stderr, flush=True)
 
-        with runs.device_turn(workspace, "distributed", on_wait=waiting):
+        with devicequeue.device_turn(workspace, "distributed", on_wait=waiting):
             procs = launch_local(config, num_workers, out_dir, workspace, capture=False)
             codes = wait_all(procs)
         return next((c for c in codes if c), 0)

@@ -1,6 +1,5 @@
-"""Use a model (core.modelfile loads it): predict classes for images, files and folders, evaluate a
-run's model on a subset of its split (metrics cached in the run directory), and export it for other
-programs."""
+"""Evaluate a run's model (core.modelfile loads it) on a subset of its split: metrics, top losses and
+per-picture predictions, cached in the run directory until the model file or the data change."""
 
 from __future__ import annotations
 
@@ -8,10 +7,7 @@ import csv
 import hashlib
 import io
 import os
-import shutil
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,63 +16,8 @@ from typing import Any
 import numpy as np
 
 from core import metrics, modelfile
-from core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from core.images import ImageError, is_image_name, load_resized
-from core.workspace import temp_name
-
-
-@dataclass
-class Prediction:
-    """One file's outcome: the top class and all probabilities, or why it could not be read."""
-
-    path: str
-    label: str | None
-    probability: float | None
-    probabilities: dict[str, float]
-    error: str | None = None
-
-
-def predict_sources(run: modelfile.LoadedModel, sources: list[tuple[str, object]]) -> list[Prediction]:
-    """Predict (name, path-or-bytes) pairs; unreadable ones get an error, not an exception."""
-    from core.models import probabilities
-
-    size = (run.input_size, run.input_size)
-    images, names, results = [], [], {}
-    for name, src in sources:
-        try:
-            images.append(load_resized(src, size, run.resize_policy))
-            names.append(name)
-        except (ImageError, OSError) as e:
-            results[name] = Prediction(name, None, None, {}, error=str(e))
-    if images:
-        probs = probabilities(run.model, np.stack(images))
-        for name, p in zip(names, probs):
-            k = int(np.argmax(p))
-            results[name] = Prediction(
-                name, run.classes[k], float(p[k]), dict(zip(run.classes, map(float, p)))
-            )
-    return [results[name] for name, _ in sources]
-
-
-def image_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files under a folder (recursive, hidden files skipped), sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and is_image_name(p.name)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
-def predict_paths(run: modelfile.LoadedModel, paths: list[str | os.PathLike]) -> list[Prediction]:
-    return predict_sources(run, [(str(p), p) for p in paths])
-
-
-# ---------------------------------------------------------------------------- evaluation
+from core.fileio import atomic_write_json, atomic_write_text, read_json
+from core.rundir import RunError, read_config, run_dir
 
 EVAL_VERSION = 1
 TOP_LOSSES = 30  # how many most-confidently-wrong pictures an evaluation keeps
@@ -236,10 +177,9 @@ def _from_json(d: dict, paths: list[str], labels: np.ndarray, probs: np.ndarray)
 
 def _run_context(run_id: str, which: str, subset: str, workspace):
     from core.data import load_split
-    from core.rundir import RunError, run_dir
 
     path = run_dir(run_id, workspace)
-    config = read_json(path / "config.json")
+    config = read_config(path)
     file = modelfile.model_file(path, which)
     if file is None:
         raise RunError(f"run '{run_id}' has no saved model yet")
@@ -385,97 +325,3 @@ def evaluate_run(
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# ---------------------------------------------------------------------------- export
-
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite")
-
-
-class ExportError(ValueError):
-    """A model that cannot be exported in the asked format; the message says why."""
-
-
-def export_model(
-    run_id: str,
-    fmt: str,
-    out_dir: str | os.PathLike,
-    which: str = "best",
-    workspace: str | os.PathLike | None = None,
-) -> Path:
-    """Write a run's model for use outside the workbench; returns the file or folder written.
-
-    keras:      <run>-<which>.keras, a copy of the saved model: load it with
-                keras.models.load_model (Python, any Keras 3 backend; custom layers need core.models).
-    savedmodel: <run>-<which>-savedmodel/, a TensorFlow SavedModel with a `serve` endpoint
-                (model.export(format="tf_saved_model")): for TensorFlow Serving, TF.js or TF
-                programs without Keras. TensorFlow backend only.
-    tflite:     <run>-<which>.tflite, converted from that SavedModel by tf.lite.TFLiteConverter:
-                for phones and small devices (LiteRT / TensorFlow Lite interpreters).
-    Models take float RGB images in [0, 255], (N, S, S, 3), and return class probabilities
-    ((N, 1) sigmoid for two classes). An existing output of the same name is replaced.
-    """
-    from core.rundir import RunError, run_dir
-
-    if fmt not in EXPORT_FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    file = modelfile.model_file(run_dir(run_id, workspace), which)
-    if file is None:
-        raise RunError(f"run '{run_id}' has no saved model yet")
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{run_id}-{file.stem}"
-
-    if fmt == "keras":
-        target = out / f"{stem}.keras"
-        tmp = out / temp_name(target.name)
-        shutil.copy2(file, tmp)
-        os.replace(tmp, target)
-        return target
-
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise ExportError(
-            f"{fmt} export needs the TensorFlow backend; Keras runs on {keras.backend.backend()} "
-            "(set KERAS_BACKEND=tensorflow)"
-        )
-    run = modelfile.from_run(run_id, file.stem, workspace)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp_dir:
-        saved = Path(tmp_dir) / "savedmodel"
-        try:
-            run.model.export(str(saved), format="tf_saved_model", verbose=False)
-        except Exception as e:
-            raise ExportError(f"could not write a SavedModel: {type(e).__name__}: {e}") from e
-        if fmt == "savedmodel":
-            target = out / f"{stem}-savedmodel"
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(saved, target)
-            return target
-        try:
-            import tensorflow as tf
-
-            data = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-        except Exception as e:
-            raise ExportError(f"TensorFlow Lite conversion failed: {type(e).__name__}: {e}") from e
-        target = out / f"{stem}.tflite"
-        atomic_write_bytes(target, data)
-        return target
-
-
-def export_bytes(
-    run_id: str, fmt: str, which: str = "best", workspace: str | os.PathLike | None = None
-) -> tuple[str, bytes]:
-    """export_model into a temporary folder, read back for a download: (file name, contents). A
-    SavedModel folder comes zipped as <run>-<which>-savedmodel.zip, its files under that folder name."""
-    with tempfile.TemporaryDirectory(prefix="export-") as tmp:
-        path = export_model(run_id, fmt, tmp, which, workspace)
-        if not path.is_dir():
-            return path.name, path.read_bytes()
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in sorted(path.rglob("*")):
-                if f.is_file():
-                    z.write(f, f"{path.name}/{f.relative_to(path)}")
-        return f"{path.name}.zip", buf.getvalue()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.fileio import read_json, replacing
+from core.fileio import replacing
 from core.workspace import temp_file
 
 
@@ -74,14 +74,14 @@ def runs_with_model(workspace: str | os.PathLike | None = None) -> list[dict[str
 
 def from_run(run_id: str, which: str = "best", workspace: str | os.PathLike | None = None) -> LoadedModel:
     """best.keras (or last.keras) of a run, with the run's classes, image size and resize policy."""
-    from core.rundir import RunError, run_dir
+    from core.rundir import RunError, read_config, run_dir
     from core.runs import read_status
 
     path = run_dir(run_id, workspace)
     file = model_file(path, which)
     if file is None:
         raise RunError(f"run '{run_id}' has no saved model yet")
-    config = read_json(path / "config.json")
+    config = read_config(path)
     classes = read_status(path).get("classes")
     if not classes:
         from core.data import load_split

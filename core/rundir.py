@@ -15,8 +15,8 @@ worker nor its launcher clobbers the other's newer fields. A run-side write (sta
 heartbeat) first checks, under that lock, that the run still exists: a worker whose run was deleted
 raises RunDeleted and ends quietly, never re-creating the folder.
 
-core.runs (processes, the queue, launching) and core.train (which reports through RunControl) both
-import this module; core.train never imports core.runs.
+core.runs (creating, listing, launching), core.worker, core.devicequeue and core.train (which
+reports through RunControl) all import this module; core.train never imports core.runs.
 """
 
 from __future__ import annotations
@@ -70,6 +70,27 @@ def write_json_in(path: Path, obj: Any) -> None:
 
 def run_exists(path: Path) -> bool:
     return (path / "config.json").exists()
+
+
+def read_config(path: Path) -> dict:
+    """A run's config.json: the TrainConfig fields that repeat it."""
+    return read_json(path / "config.json")
+
+
+STOP_REQUEST = "stop.request"
+
+
+def request_stop(path: Path) -> None:
+    """Ask a run's worker to stop after its current batch (FileNotFoundError once the run is gone)."""
+    (path / STOP_REQUEST).write_text(str(time.time()))
+
+
+def stop_requested(path: Path) -> bool:
+    return (path / STOP_REQUEST).exists()
+
+
+def clear_stop_request(path: Path) -> None:
+    (path / STOP_REQUEST).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -143,7 +164,7 @@ class RunControl:
 
     @property
     def config(self) -> dict:
-        return read_json(self.path / "config.json")
+        return read_config(self.path)
 
     @property
     def workspace(self) -> Path:
@@ -153,7 +174,7 @@ class RunControl:
         return run_exists(self.path)
 
     def should_stop(self) -> bool:
-        return (self.path / "stop.request").exists()
+        return stop_requested(self.path)
 
     def update(self, **fields: Any) -> None:
         """Merge fields into status.json (epoch, batch, state, message...) and beat."""

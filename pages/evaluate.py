@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import evaluate, modelfile, rundir
+from core import evaluate, export, modelfile, predict, rundir
 from core.images import ImageError, load_resized
 from dashboard import charts, ui
 
@@ -136,7 +136,7 @@ def predict_ui(run: dict, which: str) -> None:
         folder = ui.typed_path(st.text_input("Folder", key="predict_folder"))
         if folder is not None:
             try:
-                sources = [(str(p), p) for p in evaluate.image_files(folder)[:200]]
+                sources = [(str(p), p) for p in predict.image_files(folder)[:200]]
             except OSError as e:
                 st.error(f"Could not read {folder}: {e.strerror or e}")
     if not sources:
@@ -144,7 +144,7 @@ def predict_ui(run: dict, which: str) -> None:
     model = ui.run_model(run, which)
     if model is None:
         return
-    predictions = evaluate.predict_sources(model, sources)
+    predictions = predict.predict_sources(model, sources)
     cols = st.columns(3)
     for i, ((_, src), p) in enumerate(zip(sources, predictions)):
         with cols[i % 3].container(border=True):
@@ -166,7 +166,7 @@ def export_ui(run: dict, which: str) -> None:
         if st.button("Prepare download", key="export_go", icon=":material/package_2:"):
             try:
                 with st.spinner("Exporting..."):
-                    name, data = evaluate.export_bytes(run["id"], fmt, which)
+                    name, data = export.export_bytes(run["id"], fmt, which)
             except (ValueError, OSError) as e:
                 ui.show_error(e)
                 return

@@ -261,7 +261,7 @@ def test_bad_input_is_one_error_line_exit_2_and_creates_no_run(tmp_path, workspa
 )
 def test_train_defaults_follow_the_network_and_the_recipe(workspace, monkeypatch, capsys, extra, expected):
     from core import data, demo, runs
-    from core.__main__ import main
+    from core.cli import main
 
     root = demo.generate(workspace / "datasets" / "shapes", per_class=8, size=40)
     data.save_split(data.make_split(data.scan(root), data.SplitSpec("counts", 4, 2, 2)), name="s")
@@ -288,3 +288,35 @@ def test_lr_find_prints_the_sweep_and_a_suggestion_and_makes_no_run(workspace):
     assert 1e-7 <= suggestion <= 1.0
     assert "Traceback" not in out.stderr and "absl" not in out.stderr
     assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
+def test_the_parser_offers_exactly_the_values_core_allows():
+    import argparse
+
+    from core import config, devices
+    from core.cli import build_parser
+    from core.images import RESIZE_POLICIES
+
+    def choices(*command: str) -> dict:
+        parser = build_parser()
+        for name in command:
+            parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+                name
+            ]
+        return {a.dest: list(a.choices) for a in parser._actions if a.choices and a.dest != "command"}
+
+    expected = {
+        "recipe": list(config.RECIPES),
+        "mode": list(config.MODES),
+        "resize": list(RESIZE_POLICIES),
+        "optimizer": list(config.OPTIMIZERS),
+        "schedule": list(config.SCHEDULES),
+        "precision": list(config.PRECISIONS),
+        "xla": list(config.JIT_CHOICES),
+        "head_pooling": list(config.POOLINGS),
+    }
+    assert choices("train") == expected and choices("lr-find") == expected
+    assert choices("doctor") == {
+        "precision": [*config.PRECISIONS, *devices.PRECISION_ALIASES],
+        "xla": list(config.JIT_CHOICES),
+    }

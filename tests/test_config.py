@@ -85,7 +85,7 @@ def test_invalid_values_raise_config_error_naming_the_field(field, value):
 
 
 def test_every_xla_choice_is_accepted_and_the_cli_offers_exactly_those():
-    from core.__main__ import build_parser
+    from core.cli import build_parser
     from core.config import JIT_CHOICES
 
     assert [TrainConfig(jit_compile=j).jit_compile for j in JIT_CHOICES] == list(JIT_CHOICES)

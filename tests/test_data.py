@@ -200,7 +200,7 @@ def test_shared_catsdogs_as_it_is_and_flat(tmp_path):
 
 
 def test_images_in_formats_we_do_not_read_are_listed_not_ignored(class_folders, capsys):
-    from core.__main__ import main
+    from core.cli import main
     from tests import imagefiles
 
     imagefiles.ftyp_file(class_folders / "a" / "IMG_0001.HEIC", b"heic")

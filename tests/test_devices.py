@@ -80,13 +80,13 @@ def report():
         json.dump({"env": os.environ.get(devices.GROWTH_ENV), **devices.tensorflow_configured()}, f)
 
 atexit.register(report)
-sys.argv = ["core.runs", sys.argv[1]]
-runpy.run_module("core.runs", run_name="__main__")
+sys.argv = ["core.worker", sys.argv[1]]
+runpy.run_module("core.worker", run_name="__main__")
 """
 
 
 def test_the_run_worker_process_configures_tensorflow(workspace, tmp_path):
-    """python -m core.runs (the worker) sets memory growth up before anything else, and passes
+    """python -m core.worker (the run process) sets memory growth up before anything else, and passes
     TF_FORCE_GPU_ALLOW_GROWTH on; a run that fails at once (no such split) still did it."""
     run_id = runs.create_run(TrainConfig(split="no-such-split", model="small").to_dict(), workspace)
     report = tmp_path / "report.json"

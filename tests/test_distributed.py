@@ -163,14 +163,14 @@ def test_a_multi_worker_launch_waits_for_the_device_lock(tmp_path, workspace, mo
     import fcntl
     import threading
 
-    from core import rundir, runs
+    from core import devicequeue, rundir
 
     started: list[float] = []
     held_while_training: list[bool] = []
 
     def launch_local(config, num_workers, out_dir, workspace=None, **kw):
         started.append(time.time())
-        probe = open(rundir.runs_dir(workspace) / runs.LOCK_NAME, "a+")
+        probe = open(rundir.runs_dir(workspace) / devicequeue.LOCK_NAME, "a+")
         try:
             fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
             held_while_training.append(False)
@@ -183,7 +183,7 @@ def test_a_multi_worker_launch_waits_for_the_device_lock(tmp_path, workspace, mo
     monkeypatch.setattr(distributed, "launch_local", launch_local)
     config = TrainConfig(split="s", model="small", image_size=32, batch_size=8)
     codes: list[int] = []
-    lock = open(rundir.runs_dir(workspace) / runs.LOCK_NAME, "a+")
+    lock = open(rundir.runs_dir(workspace) / devicequeue.LOCK_NAME, "a+")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a run is training
     try:
         thread = threading.Thread(
@@ -192,11 +192,11 @@ def test_a_multi_worker_launch_waits_for_the_device_lock(tmp_path, workspace, mo
         thread.start()
         time.sleep(1.5)
         assert not started, "workers started while another run held the device"
-        assert list((rundir.runs_dir(workspace) / runs.QUEUE_NAME).glob("*-distributed-*.json"))
+        assert list((rundir.runs_dir(workspace) / devicequeue.QUEUE_NAME).glob("*-distributed-*.json"))
         released = time.time()
     finally:
         lock.close()
     thread.join(10)
     assert codes == [0] and started and started[0] >= released
     assert held_while_training == [True]
-    assert not list((rundir.runs_dir(workspace) / runs.QUEUE_NAME).glob("*.json"))
+    assert not list((rundir.runs_dir(workspace) / devicequeue.QUEUE_NAME).glob("*.json"))

@@ -1,10 +1,8 @@
-"""core.evaluate: evaluating a run's model on its split (cached in the run), and exporting it."""
+"""core.evaluate: evaluating a run's model on its split (cached in the run)."""
 
 from __future__ import annotations
 
 import csv
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -119,57 +117,3 @@ def test_last_model_used_when_there_is_no_best(colors_run, workspace):
     (path / "best.keras").rename(path / "last.keras")
     result = evaluate.evaluate_run(colors_run, which="best", workspace=workspace)
     assert result.which == "last" and result.n == 8
-    preds = evaluate.predict_paths(
-        modelfile.from_run(colors_run, workspace=workspace), [path / "config.json"]
-    )
-    assert preds[0].error and preds[0].label is None
-
-
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_export_keras_savedmodel_tflite(colors_run, workspace, tmp_path, colors):
-    import tensorflow as tf
-
-    x = np.stack(
-        [
-            load_resized(p, (COLORS_SIZE, COLORS_SIZE), "stretch")
-            for p in sorted((colors / "test").rglob("*.png"))
-        ]
-    ).astype(np.float32)
-    model = load_model(run_dir(colors_run, workspace) / "best.keras")
-    expected = np.asarray(model(x, training=False))
-
-    out = tmp_path / "export"
-    keras_file = evaluate.export_model(colors_run, "keras", out, workspace=workspace)
-    assert keras_file == out / "run-1-best.keras"
-    assert np.allclose(np.asarray(load_model(keras_file)(x, training=False)), expected, atol=1e-6)
-
-    saved = evaluate.export_model(colors_run, "savedmodel", out, workspace=workspace)
-    assert saved.is_dir() and (saved / "saved_model.pb").exists()
-    loaded = tf.saved_model.load(str(saved))  # keep a reference: its variables die with it
-    served = loaded.serve(tf.constant(x))
-    assert np.allclose(np.asarray(served), expected, atol=1e-5)
-    assert evaluate.export_model(colors_run, "savedmodel", out, workspace=workspace) == saved  # replaced
-    name, data = evaluate.export_bytes(colors_run, "savedmodel", workspace=workspace)  # for a download
-    assert name == "run-1-best-savedmodel.zip"
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        assert "run-1-best-savedmodel/saved_model.pb" in z.namelist()
-
-    try:
-        lite = evaluate.export_model(colors_run, "tflite", out, workspace=workspace)
-    except evaluate.ExportError as e:
-        pytest.skip(f"TFLite converter unavailable here: {e}")
-    interpreter = tf.lite.Interpreter(model_path=str(lite))
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    assert np.allclose(got, expected, atol=1e-4)
-    assert sorted(p.name for p in out.iterdir()) == [
-        "run-1-best-savedmodel",
-        "run-1-best.keras",
-        "run-1-best.tflite",
-    ]
-
-    with pytest.raises(evaluate.ExportError, match="unknown export format"):
-        evaluate.export_model(colors_run, "onnx", out, workspace=workspace)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -58,3 +60,33 @@ def test_a_deletion_during_a_status_write_does_not_bring_the_folder_back(workspa
         error = e
     assert not path.exists(), "the write re-created the deleted folder"
     assert isinstance(error, rundir.RunDeleted)
+
+
+def test_status_writes_never_lose_the_final_state(workspace):
+    """The heartbeat thread, progress updates and the launcher all merge under one lock."""
+    path = fake_run(workspace, state="queued")
+    control = rundir.RunControl(path)
+    control.update(state="running", pid=os.getpid())
+    stop = threading.Event()
+
+    def hammer(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            control.update(**{f"field{i}": n})
+            n += 1
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    control.beat_forever()
+    rundir.RunControl(path).update(from_launcher=True)  # another writer, like launch()
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    control.end_heartbeat()
+    control.update(state="done", ended=time.time())
+    time.sleep(rundir.HEARTBEAT_SECONDS + 0.5)  # no late beat may bring "running" back
+    raw = json.loads((path / "status.json").read_text())
+    assert raw["state"] == "done" and raw["from_launcher"] is True
+    assert all(raw[f"field{i}"] > 0 for i in range(3))

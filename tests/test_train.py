@@ -1,5 +1,5 @@
 """core.train in this process: finalize, model building, fine-tuning, and small runs through
-runs.worker_main (no subprocess) for the switches (precision, schedules, data parallelism)."""
+worker.worker_main (no subprocess) for the switches (precision, schedules, data parallelism)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import augment, modelfile, models, rundir, runs, train
+from core import augment, modelfile, models, rundir, runs, train, worker
 from core.config import ConfigError, TrainConfig, default_settings
 from tests.conftest import MOBILENET_025, make_demo_split, needs_mobilenet
 
@@ -33,7 +33,7 @@ def float32_policy():
 def run_in_process(config: TrainConfig, ws: Path) -> tuple[str, dict]:
     """A run through the worker's own code (queue, train, final state), without a subprocess."""
     run_id = runs.create_run(config.to_dict(), ws)
-    runs.worker_main(rundir.run_dir(run_id, ws), resume=False)
+    worker.worker_main(rundir.run_dir(run_id, ws), resume=False)
     return run_id, runs.status(run_id, ws)
 
 
@@ -210,7 +210,7 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]  # two logical CPUs stand in for two GPUs
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from core import runs, train
+from core import train, worker
 
 devices = [d.name for d in tf.config.list_logical_devices("CPU")]
 from core.devices import distribution_scope
@@ -218,7 +218,7 @@ from core.devices import distribution_scope
 with distribution_scope(devices):
     assert tf.distribute.get_strategy().num_replicas_in_sync == 2
 train.replica_devices = lambda n_gpus: devices
-sys.exit(runs.worker_main(Path(sys.argv[1]), resume=False))
+sys.exit(worker.worker_main(Path(sys.argv[1]), resume=False))
 """
 
 

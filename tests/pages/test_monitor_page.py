@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core import rundir, runs
+from core import processes, rundir, runs
 from core.rundir import RunControl
 from tests.pages.conftest import open_page, plotly_values
 
@@ -167,7 +167,7 @@ def test_a_late_heartbeat_of_a_live_run_is_news_not_an_interruption(live_run):
     run_id, _, _ = live_run
     path = rundir.run_dir(run_id)
     raw = json.loads((path / "status.json").read_text())
-    raw.update(heartbeat=time.time() - 125, pid_start=runs.process_start(os.getpid()))
+    raw.update(heartbeat=time.time() - 125, pid_start=processes.process_start(os.getpid()))
     (path / "status.json").write_text(json.dumps(raw))
     at = open_page("monitor.py")
     assert not at.exception, at.exception

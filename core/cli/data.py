@@ -1,0 +1,122 @@
+"""python -m core data {scan,get,split,materialize,list}: image folders and saved splits."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.args import amount, whole
+from core.cli.console import progress_counter, progress_line
+from core.data import DataError
+
+
+def cmd_data_get(args: argparse.Namespace) -> int:
+    from core import download
+
+    def report(stage: str, done: int, total: int) -> None:
+        progress_line(f"{stage}: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    args.path = str(download.get(args.name, args.workspace, args.url, report))
+    return cmd_data_scan(args)  # the report lists the photos that will be left out
+
+
+def cmd_data_scan(args: argparse.Namespace) -> int:
+    from core.data import scan
+
+    index = scan(args.path, progress=progress_counter("checking"))
+    print(f"{index.root}  layout: {index.layout}  images: {len(index)}  classes: {len(index.classes)}")
+    for name, count in index.class_counts().items():
+        print(f"  {name:<24} {count:>7}")
+    if index.layout == "pre_split" and index.given_splits:
+        from collections import Counter
+
+        print(
+            "  given splits: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(index.given_splits).items()))
+        )
+    if index.ignored:
+        print(f"ignored (hidden or not images): {index.ignored}")
+    if index.problems:
+        print(f"left out: {len(index.problems)}")
+        for p in index.problems[: args.show]:
+            print(f"  {p.path}: {p.reason}")
+        if len(index.problems) > args.show:
+            print(f"  ... and {len(index.problems) - args.show} more")
+    return 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from core.data import SplitSpec, make_split, save_split, scan, split_path
+    from core.workspace import check_name
+
+    check_name(args.name, "split name")  # before the scan, which can take a while
+    if split_path(args.name, args.workspace).exists() and not args.overwrite:
+        raise DataError(f"a split named '{args.name}' already exists; choose another name")
+    values = (args.train, args.val, args.test)
+    if args.given:
+        method = "given"
+    elif all(float(v) == int(v) and v >= 1 or v == 0 for v in values) and sum(values) > 1:
+        method = "counts"
+    else:
+        method = "fractions"
+    spec = SplitSpec(
+        method=method, train=args.train, val=args.val, test=args.test, seed=args.seed, balance=args.balance
+    )
+    index = scan(args.path, progress=progress_counter("checking"))
+    split = make_split(index, spec, name=args.name)
+    path = save_split(split, workspace=args.workspace, overwrite=args.overwrite)
+    print(f"saved split '{split.name}' ({spec.method}, seed {spec.seed}) to {path}")
+    for subset, counts in split.table().items():
+        print(f"  {subset:<6} " + "  ".join(f"{c} {n}" for c, n in counts.items()))
+    return 0
+
+
+def cmd_data_materialize(args: argparse.Namespace) -> int:
+    from core.data import load_split, materialize
+
+    split = load_split(args.name, args.workspace)
+    changed = split.changed()
+    if changed:
+        raise DataError(f"split '{args.name}': {changed}")
+    out = materialize(split, args.dir, progress=progress_counter("linking"))
+    print(f"wrote {out}/{{train,validation,test}}/<class>/")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from core.data import list_splits, load_split
+
+    for name in list_splits(args.workspace):
+        split = load_split(name, args.workspace)
+        sizes = ", ".join(f"{s} {len(v)}" for s, v in split.subsets.items())
+        print(f"{name}: {split.dataset_root} ({sizes})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="scan, split and lay out image folders")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("scan", help="list classes, counts and problem files of a folder")
+    p.add_argument("path")
+    p.add_argument("--show", type=whole, default=20, help="problem files to list (default 20)")
+    p.set_defaults(func=cmd_data_scan)
+    p = dsub.add_parser("get", help="download a public dataset (online only), unpack it and scan it")
+    p.add_argument("name", help="dogs-vs-cats")
+    p.add_argument("--url", help="download from here instead (a mirror)")
+    p.add_argument("--show", type=whole, default=20, help="problem files to list (default 20)")
+    p.set_defaults(func=cmd_data_get)
+    p = dsub.add_parser("split", help="make a seeded, stratified split and save it under a name")
+    p.add_argument("path")
+    p.add_argument("--train", type=amount, default=0.6, help="images per class (>= 1) or a fraction")
+    p.add_argument("--val", type=amount, default=0.2)
+    p.add_argument("--test", type=amount, default=0.2)
+    p.add_argument("--seed", type=whole, default=0)
+    p.add_argument("--balance", action="store_true", help="cut every class to the smallest one")
+    p.add_argument("--given", action="store_true", help="keep the folder's own train/val/test")
+    p.add_argument("--name", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace a saved split of the same name")
+    p.set_defaults(func=cmd_data_split)
+    p = dsub.add_parser("materialize", help="lay a saved split out as train/validation/test folders")
+    p.add_argument("name")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_data_materialize)
+    p = dsub.add_parser("list", help="list saved splits")
+    p.set_defaults(func=cmd_data_list)
