@@ -293,7 +293,7 @@ def test_lr_find_prints_the_sweep_and_a_suggestion_and_makes_no_run(workspace):
 def test_the_parser_offers_exactly_the_values_core_allows():
     import argparse
 
-    from core import config, devices
+    from core import config, doctor
     from core.cli import build_parser
     from core.images import RESIZE_POLICIES
 
@@ -317,6 +317,6 @@ def test_the_parser_offers_exactly_the_values_core_allows():
     }
     assert choices("train") == expected and choices("lr-find") == expected
     assert choices("doctor") == {
-        "precision": [*config.PRECISIONS, *devices.PRECISION_ALIASES],
+        "precision": [*config.PRECISIONS, *doctor.PRECISION_ALIASES],
         "xla": list(config.JIT_CHOICES),
     }

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from core import devices, doctor
-from core.__main__ import main
+from core.cli import main
 from tests.conftest import REPO
 
 # What TensorFlow prints at start-up on a machine without a GPU (and a few more of its notes).

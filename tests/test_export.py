@@ -10,8 +10,8 @@ import pytest
 
 from core import export
 from core.images import load_resized
+from core.modelfile import load_model
 from core.rundir import run_dir
-from core.train import load_model
 from tests.conftest import COLORS_SIZE
 
 
