@@ -243,12 +243,15 @@ def answer_bars(probs: dict[str, float], large: bool = False) -> go.Figure:
     fig.update_traces(
         marker_color=[TRAIN_COLOR if n == top else "#adb5bd" for n in probs],
         textfont_size=font,
+        textposition=["inside" if probs[n] > 0.25 else "outside" for n in probs],
         insidetextanchor="end",
+        cliponaxis=False,
     )
     fig.update_layout(
         height=80 + (70 if large else 48) * len(probs),
         font_size=font,
-        yaxis_autorange="reversed",
+        yaxis=dict(autorange="reversed", tickfont_size=font),
+        xaxis_tickfont_size=font * 2 // 3,
         bargap=0.25,
     )
     return fig
