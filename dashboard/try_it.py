@@ -25,15 +25,16 @@ THUMBNAIL_SIZE = 96
 ANSWER_CSS = """<style>
 .st-key-tryit_answer h1 {font-size: 3.2rem; line-height: 1.1; padding-bottom: 0;}
 .st-key-tryit_answer h3 {font-size: 1.8rem; color: #495057;}
+.st-key-tryit_answer [data-testid="stMarkdownContainer"] p {font-size: 1.2rem;}
 </style>"""
-# A projector: no sidebar, no Streamlit header, the whole width, every text bigger (Streamlit's
-# sizes are in rem, so the root font size scales them all).
+# A projector: no sidebar, no Streamlit header, the whole width, the answer's text bigger still.
 PRESENTER_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stExpandSidebarButton"], [data-testid="stHeader"] {display: none !important;}
 [data-testid="stMainBlockContainer"] {padding-top: 1.5rem; max-width: 100%;}
-html {font-size: 125%;}
 .st-key-tryit_answer h1 {font-size: 4.5rem;}
 .st-key-tryit_answer h3 {font-size: 2.4rem;}
+.st-key-tryit_answer [data-testid="stMarkdownContainer"] p {font-size: 1.6rem;}
+.st-key-tryit_answer [data-testid="stImageCaption"] {font-size: 1.3rem;}
 </style>"""
 
 
@@ -116,13 +117,16 @@ def source_ui(present: bool) -> str:
     )
 
 
-def picture_ui(loaded: modelfile.LoadedModel, source: str) -> Path | bytes | None:
+def picture_ui(loaded: modelfile.LoadedModel, source: str, present: bool) -> Path | bytes | None:
     """The picture to try, a file or its bytes; None until there is one."""
+    label = "collapsed" if present else "visible"
     if source == "Upload":
-        upload = st.file_uploader("A picture", type=ui.PICTURE_TYPES, key="tryit_upload")
+        upload = st.file_uploader(
+            "A picture", type=ui.PICTURE_TYPES, key="tryit_upload", label_visibility=label
+        )
         return upload.getvalue() if upload else None
     if source == "Camera":
-        shot = st.camera_input("Take a picture", key="tryit_camera")
+        shot = st.camera_input("Take a picture", key="tryit_camera", label_visibility=label)
         return shot.getvalue() if shot else None
     return sample_ui(loaded)
 

@@ -25,6 +25,6 @@ with source_column:
 loaded = ui.run_model(run)
 if loaded is None:
     st.stop()
-picture = try_it.picture_ui(loaded, source)
+picture = try_it.picture_ui(loaded, source, present)
 if picture is not None:
     try_it.answer_ui(loaded, picture, present)

@@ -120,7 +120,7 @@ def test_presenter_mode_from_the_url(trained_run):
     assert at.toggle(key="tryit_present").value is True
     assert "Try it" not in [t.value for t in at.title]
     css = " ".join(h.proto.body for h in at.get("html"))
-    assert 'stSidebar"], [data-testid="stExpandSidebarButton"]' in css and "font-size: 125%" in css
+    assert 'stSidebar"], [data-testid="stExpandSidebarButton"]' in css and "4.5rem" in css
     assert at.selectbox(key="tryit_run").label_visibility.value == COLLAPSED
     at.toggle(key="tryit_present").set_value(False).run()
     assert not at.exception, at.exception
