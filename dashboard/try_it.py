@@ -16,6 +16,7 @@ import streamlit as st
 from core import modelfile, tryit
 from core.data import DataError, load_split
 from core.images import ImageError
+from core.runs import ACTIVE_STATES
 from dashboard import charts, ui
 
 PRESENT_KEY, RUN_KEY, SOURCE_KEY, SAMPLE_KEY = "tryit_present", "tryit_run", "tryit_source", "tryit_sample"
@@ -66,8 +67,6 @@ def presenter_toggle() -> None:
 def finished_runs() -> list[dict] | None:
     """Runs that saved a model and are no longer training, newest first. None (with a friendly
     sentence and a way on) when there is none."""
-    from core.runs import ACTIVE_STATES
-
     with_model = modelfile.runs_with_model()
     done = [r for r in with_model if r["status"].get("state") not in ACTIVE_STATES]
     if done:
@@ -180,7 +179,7 @@ def answer_ui(loaded: modelfile.LoadedModel, source: Path | bytes, present: bool
         answer = cached_answer(loaded, loaded.key, picture_digest(source), source)
     except (ImageError, OSError) as e:
         st.warning(
-            f"That picture could not be read ({getattr(e, 'strerror', None) or e}). "
+            f"That picture could not be read: {getattr(e, 'strerror', None) or e}. "
             "Try a photo saved as JPEG or PNG.",
             icon=":material/broken_image:",
         )

@@ -77,3 +77,14 @@ def test_presenter_mode_upload_shows_bars_and_overlay(app_server, e2e_workspace,
     expect(page.get_by_test_id("stSidebar")).to_be_visible()
     assert "present=1" not in page.url
     screenshot(page, "try-it")
+
+    page.get_by_text("Sample pictures", exact=True).click()
+    wait_idle(page)
+    samples = page.get_by_role("button", name="Try this")
+    expect(samples).to_have_count(6)
+    samples.nth(1).click()  # the second class's first test picture
+    expect(page.get_by_test_id("stFileUploader")).to_have_count(0)
+    wait_idle(page)
+    expect(page.get_by_role("heading", name=re.compile(r"^It's"))).to_be_visible()
+    expect(overlay).to_be_visible()
+    screenshot(page, "try-it-samples")
