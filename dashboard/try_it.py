@@ -166,7 +166,7 @@ def picture_digest(source: Path | bytes) -> str:
 
 
 def it_is(label: str) -> str:
-    """ "It's a star", "It's an owl"; names that look plural ("cats") go without an article."""
+    """The answer in words: "It's a star", "It's an owl", and "It's cats" for names that look plural."""
     if label.endswith("s") and not label.endswith(("ss", "us", "is")):
         return f"It's {label}"
     return f"It's {'an' if label[:1].lower() in 'aeiou' else 'a'} {label}"

@@ -144,3 +144,12 @@ def test_run_from_the_url_stays_chosen(trained_run):
     at.toggle(key="tryit_present").set_value(True).run()
     assert at.selectbox(key="tryit_run").value == older
     assert at.query_params["run"] == older
+
+
+def test_the_answer_reads_as_english():
+    from dashboard.try_it import it_is
+
+    assert it_is("star") == "It's a star"
+    assert it_is("owl") == "It's an owl"
+    assert it_is("cats") == "It's cats"
+    assert it_is("glass") == "It's a glass"
