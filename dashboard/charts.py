@@ -232,3 +232,26 @@ def class_counts(counts: dict[str, int], title: str = "Images per class") -> go.
         title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="images", xaxis_title=None
     )
     return fig
+
+
+def answer_bars(probs: dict[str, float], large: bool = False) -> go.Figure:
+    """probability_bars for the Try it page: the top class in colour, the others grey, in classes'
+    order (bars do not jump between pictures); large: bigger type and bars for a projector."""
+    fig = probability_bars(probs)
+    top = max(probs, key=probs.get)
+    font = 26 if large else 18
+    fig.update_traces(
+        marker_color=[TRAIN_COLOR if n == top else "#adb5bd" for n in probs],
+        textfont_size=font,
+        textposition=["inside" if probs[n] > 0.25 else "outside" for n in probs],
+        insidetextanchor="end",
+        cliponaxis=False,
+    )
+    fig.update_layout(
+        height=80 + (70 if large else 48) * len(probs),
+        font_size=font,
+        yaxis=dict(autorange="reversed", tickfont_size=font),
+        xaxis_tickfont_size=font * 2 // 3,
+        bargap=0.25,
+    )
+    return fig

@@ -87,6 +87,12 @@ STEPS: tuple[Step, ...] = (
         ":material/visibility:",
         "See what the network looks at: activation maps and Grad-CAM heatmaps.",
     ),
+    Step(
+        "Try it",
+        "try_it.py",
+        ":material/touch_app:",
+        "Show a trained model a new picture, from the camera or a file, and see its answer and why: for demos.",
+    ),
 )
 
 
