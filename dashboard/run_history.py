@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import curves, runs
-from dashboard import charts, ui
+from core import charts, curves, runs
+from dashboard import ui
 
 
 def history_ui(all_runs: list[dict], smoothing: float) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import modelfile, tryit
+from core import charts, modelfile, tryit
 from core.data import DataError, load_split
 from core.images import ImageError
 from core.runs import ACTIVE_STATES
-from dashboard import charts, ui
+from dashboard import ui
 
 PRESENT_KEY, RUN_KEY, SOURCE_KEY, SAMPLE_KEY = "tryit_present", "tryit_run", "tryit_source", "tryit_sample"
 SOURCES = ("Upload", "Sample pictures", "Camera")

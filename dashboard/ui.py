@@ -1,4 +1,4 @@
-"""Widgets and session helpers shared by the pages (figures are in dashboard/charts.py).
+"""Widgets and session helpers shared by the pages (figures are in core/charts.py).
 
 Session state used across pages (one documented name each):
 - ``dataset_path``: the folder the Data page works on (str; the demo by default).

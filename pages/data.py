@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import cache, data
+from core import cache, charts, data
 from core.data import DataError, DatasetIndex, SplitSpec
 from core.images import RESIZE_POLICIES
-from dashboard import charts, dataset_source, ui
+from dashboard import dataset_source, ui
 
 METHODS = {
     "fractions": "Share of each class",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import evaluate, export, modelfile, predict, rundir
+from core import charts, evaluate, export, modelfile, predict, rundir
 from core.images import ImageError, load_resized
-from dashboard import charts, ui
+from dashboard import ui
 
 EXPORTS = {
     "keras": ("Keras model (.keras)", "For Python with Keras 3: keras.models.load_model(file)."),

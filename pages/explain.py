@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import evaluate, explain, modelfile
+from core import charts, evaluate, explain, modelfile
 from core.data import DataError, load_split
 from core.images import ImageError, encode_png, load_resized
-from dashboard import charts, ui
+from dashboard import ui
 
 CMAPS = ["viridis", "magma", "gray", "jet"]
 

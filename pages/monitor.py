@@ -6,8 +6,8 @@ import time
 
 import streamlit as st
 
-from core import curves, runs
-from dashboard import charts, run_history, ui
+from core import charts, curves, runs
+from dashboard import run_history, ui
 
 POLL_SECONDS = 1.5
 IDLE_POLL_SECONDS = 5.0  # a run started from another tab or the CLI shows up

@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import devices, lr_find, models, runs, train
+from core import charts, devices, lr_find, models, runs, train
 from core.config import TrainConfig
-from dashboard import charts, train_form, ui
+from dashboard import train_form, ui
 
 
 @st.cache_resource(show_spinner="Building the model...", max_entries=8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import evaluate, modelfile, tryit
+from core import modelfile, predict, tryit
 from core.data import load_split
 from core.images import ImageError
 from tests import imagefiles
@@ -16,7 +16,7 @@ def test_answer_gives_evaluates_numbers_and_an_overlay(colors_run, colors):
     loaded = modelfile.from_run(colors_run)
     picture = colors / "test" / "red" / "red_0.png"
     answer = tryit.answer(loaded, picture.read_bytes())
-    (predicted,) = evaluate.predict_sources(loaded, [("p", picture)])
+    (predicted,) = predict.predict_sources(loaded, [("p", picture)])
     assert answer.classes == loaded.classes == ("blue", "red")
     assert answer.label == predicted.label == "red"
     assert answer.index == 1
