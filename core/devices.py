@@ -151,7 +151,16 @@ def gpus() -> list[str]:
 
 
 def gpu_compute_capability() -> tuple[int, int] | None:
+    """The first GPU's (major, minor) as the Keras backend sees it; None without a GPU."""
     try:
+        import keras
+
+        if keras.backend.backend() == "jax":
+            import jax
+
+            found = [d for d in jax.local_devices() if d.platform == "gpu"]
+            cc = getattr(found[0], "compute_capability", None) if found else None
+            return tuple(int(p) for p in str(cc).split(".")[:2]) if cc else None
         import tensorflow as tf
 
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])

@@ -9,6 +9,9 @@ to Ghostscript. Memory stays bounded on huge-but-legal files: JPEGs are decoded 
 size (draft mode), other formats are converted a strip of rows at a time (box-reduced when
 the target is much smaller) and may have at most 40 megapixels, and at most one large decode
 runs at a time in a process.
+
+Over 400 lines on purpose: recognising a format, checking its size and decoding it are one
+guarded path for untrusted files; split apart, a caller could decode without the checks.
 """
 
 from __future__ import annotations

@@ -77,6 +77,17 @@ def read_config(path: Path) -> dict:
     return read_json(path / "config.json")
 
 
+LOG_NAME = "log.txt"
+
+
+def log_tail(path: Path, max_chars: int = 20_000) -> str | None:
+    """The end of a run's log.txt (the worker's stdout and stderr), or None when it has none."""
+    try:
+        return (path / LOG_NAME).read_text(errors="replace")[-max_chars:]
+    except FileNotFoundError:
+        return None
+
+
 STOP_REQUEST = "stop.request"
 
 

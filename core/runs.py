@@ -30,6 +30,7 @@ from core.devicequeue import TICKET_ENV, drop_tickets, queue_dir, ticket_name, w
 from core.fileio import atomic_write_json, read_json, read_jsonl
 from core.processes import process_alive, process_start, remember_child
 from core.rundir import (
+    LOG_NAME,
     RunError,
     clear_stop_request,
     read_config,
@@ -172,7 +173,7 @@ def launch(
         ticket = queue / ticket_name(run_id)  # the place in the queue: now, before the process starts
         args = [sys.executable, "-m", "core.worker", str(path)] + (["--resume"] if resume else [])
         try:
-            with open(path / "log.txt", "ab") as log:
+            with open(path / LOG_NAME, "ab") as log:
                 proc = subprocess.Popen(
                     args,
                     cwd=REPO,

@@ -32,7 +32,7 @@ from core.feeding import SplitArrays, batches, class_weight_for, load_split_arra
 from core.fileio import read_json
 from core.modelfile import load_model
 from core.optim import compile_model
-from core.rundir import RunControl, RunError, run_dir
+from core.rundir import RunControl, RunError, read_config, run_dir
 from core.weights import check_imagenet_weights, resolve_weights, weights_file
 
 
@@ -110,7 +110,7 @@ def head_of(model):
 
 def _source_config(config: TrainConfig, workspace: str | os.PathLike | None) -> TrainConfig:
     try:
-        return TrainConfig.from_dict(read_json(run_dir(config.from_run or "", workspace) / "config.json"))
+        return TrainConfig.from_dict(read_config(run_dir(config.from_run or "", workspace)))
     except RunError as e:
         raise ConfigError(f"from_run: {e}") from None
 

@@ -295,7 +295,7 @@ def active_runs_ui() -> None:
         status = run["status"]
         left, right = st.columns([5, 1], vertical_alignment="center")
         left.markdown(f"**{run['id']}** · {status['state']} · {_progress_text(status)}")
-        if rundir.RunControl(run["path"]).should_stop():
+        if rundir.stop_requested(run["path"]):
             right.caption("stopping...")
         elif right.button("Stop", key=f"stop_{run['id']}", icon=":material/stop:"):
             runs.stop(run["id"])

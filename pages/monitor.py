@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from core import charts, curves, runs
+from core import charts, curves, rundir, runs
 from dashboard import run_history, ui
 
 POLL_SECONDS = 1.5
@@ -73,10 +73,7 @@ def live(run: dict, smoothing: float, per_batch: bool) -> None:
     if state == "failed" or state == "interrupted":
         st.error(f"This run {state}: {status.get('error') or 'no message'}")
         with st.expander("Full log"):
-            log = path / "log.txt"
-            st.code(
-                log.read_text(errors="replace")[-20_000:] if log.exists() else "(no log)", language="text"
-            )
+            st.code(rundir.log_tail(path) or "(no log)", language="text")
     elif state == "queued":
         st.info(status.get("message") or "Waiting to start...")
     if status.get("heartbeat_late"):

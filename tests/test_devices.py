@@ -203,3 +203,17 @@ def test_one_device_means_no_distribution():
 
     assert devices.replica_devices(0) == [] and devices.replica_devices(1) == []  # one GPU or none
     assert isinstance(devices.distribution_scope([]), contextlib.nullcontext)
+
+
+@pytest.mark.parametrize("found, expected", [([], None), (["8.9", "7.5"], (8, 9)), ([None], None)])
+def test_gpu_compute_capability_on_jax_reads_jax_devices(monkeypatch, found, expected):
+    """Multi-worker runs use JAX, where TensorFlow may see no GPU: the capability comes from JAX."""
+    import types
+
+    import jax
+    import keras
+
+    fake = [types.SimpleNamespace(platform="gpu", compute_capability=cc) for cc in found]
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(jax, "local_devices", lambda: [types.SimpleNamespace(platform="cpu"), *fake])
+    assert devices.gpu_compute_capability() == expected
