@@ -52,6 +52,45 @@ def e2e_workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e-workspace")
 
 
+QUICK_DEMO_SPLIT = "e2e-quick-demo"
+
+
+@pytest.fixture(scope="session")
+def quick_demo_run(e2e_workspace) -> str:
+    """A run holding the quick demo's net (compact, 32 px, Adam with a cosine decay), trained here
+    on 400 demo shapes per class (~20 s), so screenshots show a model that is mostly right; trained
+    once per session for every flow that needs a finished run."""
+    import keras
+    import numpy as np
+
+    from core import cache, data, demo, models, rundir, runs
+    from core.config import QUICK_DEMO, TrainConfig
+    from core.rundir import RunControl
+    from core.train import finalize
+
+    workspace = e2e_workspace
+    root = demo.ensure_demo(workspace)
+    if QUICK_DEMO_SPLIT not in data.list_splits(workspace):
+        split = data.make_split(data.scan(root), data.SplitSpec("counts", 400, 20, 20))
+        data.save_split(split, name=QUICK_DEMO_SPLIT, workspace=workspace)
+    split = data.load_split(QUICK_DEMO_SPLIT, workspace)
+    config = finalize(TrainConfig(**{**QUICK_DEMO, "split": QUICK_DEMO_SPLIT}), workspace)
+    run_id = runs.create_run(config.to_dict(), workspace)
+    size, batch = config.image_size, config.batch_size
+    train = cache.split_arrays(split, "train", (size, size), workspace=workspace)
+    steps = config.epochs * -(-len(train.labels) // batch)
+    keras.utils.set_random_seed(0)
+    model = models.build_scratch(config.model, size, len(split.classes))
+    lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=models.loss_for(len(split.classes)))
+    x, y = np.asarray(train.images, np.float32), np.asarray(train.labels)
+    model.fit(x, y, epochs=config.epochs, batch_size=batch, verbose=0)
+    path = rundir.run_dir(run_id, workspace)
+    model.save(path / "best.keras")
+    RunControl(path).update(state="done", pid=None, classes=split.classes)
+    return run_id
+
+
 @contextlib.contextmanager
 def streamlit_server(
     log_path: Path, cwd: Path = REPO, args: tuple[str, ...] = ("--server.address", "127.0.0.1"), env=None

@@ -5,50 +5,17 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 from playwright.sync_api import expect
 
-from core import cache, data, demo, models, rundir, runs
-from core.config import QUICK_DEMO, TrainConfig
-from core.rundir import RunControl
-from core.train import finalize
-from tests.e2e.conftest import screenshot, wait_idle
-
-SPLIT = "e2e-try-it"
+from core import data
+from tests.e2e.conftest import QUICK_DEMO_SPLIT, screenshot, wait_idle
 
 
-def quick_demo_like_run(workspace) -> str:
-    """A run holding the quick demo's net (compact, 32 px, Adam with a cosine decay), trained here
-    on 400 demo shapes per class (~20 s), so the screenshot shows a model that is mostly right."""
-    import keras
-
-    root = demo.ensure_demo(workspace)
-    if SPLIT not in data.list_splits(workspace):
-        split = data.make_split(data.scan(root), data.SplitSpec("counts", 400, 20, 20))
-        data.save_split(split, name=SPLIT, workspace=workspace)
-    split = data.load_split(SPLIT, workspace)
-    config = finalize(TrainConfig(**{**QUICK_DEMO, "split": SPLIT}), workspace)
-    run_id = runs.create_run(config.to_dict(), workspace)
-    size, batch = config.image_size, config.batch_size
-    train = cache.split_arrays(split, "train", (size, size), workspace=workspace)
-    steps = config.epochs * -(-len(train.labels) // batch)
-    keras.utils.set_random_seed(0)
-    model = models.build_scratch(config.model, size, len(split.classes))
-    lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=models.loss_for(len(split.classes)))
-    x, y = np.asarray(train.images, np.float32), np.asarray(train.labels)
-    model.fit(x, y, epochs=config.epochs, batch_size=batch, verbose=0)
-    path = rundir.run_dir(run_id, workspace)
-    model.save(path / "best.keras")
-    RunControl(path).update(state="done", pid=None, classes=split.classes)
-    return run_id
-
-
-def test_presenter_mode_upload_shows_bars_and_overlay(app_server, e2e_workspace, page):
-    run_id = quick_demo_like_run(e2e_workspace)
-    split = data.load_split(SPLIT, e2e_workspace)
+def test_presenter_mode_upload_shows_bars_and_overlay(app_server, e2e_workspace, quick_demo_run, page):
+    run_id = quick_demo_run
+    split = data.load_split(QUICK_DEMO_SPLIT, e2e_workspace)
     star = next(p for p in split.files("test") if p.startswith("star/"))
-    page.goto(f"{app_server}/try_it?present=1")
+    page.goto(f"{app_server}/try_it?present=1&run={run_id}")  # other flows may have newer runs
     toggle = page.get_by_role("switch", name="Presenter mode")
     expect(toggle).to_be_checked()
     expect(page.get_by_test_id("stSidebar")).to_be_hidden()
