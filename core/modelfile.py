@@ -55,11 +55,14 @@ class LoadedModel:
     split: str | None = None
 
 
+MODEL_CHOICES = ("best", "last")  # best: lowest validation loss; last: the final epoch
+
+
 def model_file(path: Path, which: str = "best") -> Path | None:
     """The model file from_run reads from run directory `path`: `which`.keras, else the other of
     best/last; None when the run saved no model yet."""
     file = path / f"{which}.keras"
-    if which in ("best", "last") and file.exists():
+    if which in MODEL_CHOICES and file.exists():
         return file
     other = path / ("last.keras" if which == "best" else "best.keras")
     return other if other.exists() else None

@@ -37,7 +37,7 @@ def pick_run() -> tuple[dict, str] | None:
     )
     which = c2.radio(
         "Model",
-        ["best", "last"],
+        modelfile.MODEL_CHOICES,
         horizontal=True,
         key="eval_which",
         help="best: the epoch with the lowest validation loss; last: the final epoch.",

@@ -320,3 +320,6 @@ def test_the_parser_offers_exactly_the_values_core_allows():
         "precision": [*config.PRECISIONS, *doctor.PRECISION_ALIASES],
         "xla": list(config.JIT_CHOICES),
     }
+    from core.modelfile import MODEL_CHOICES
+
+    assert choices("predict") == {"which": list(MODEL_CHOICES)}

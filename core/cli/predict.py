@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.cli.console import start_keras
 from core.data import DataError
+from core.modelfile import MODEL_CHOICES
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -40,5 +41,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = pr.add_mutually_exclusive_group(required=True)
     src.add_argument("-f", "--file")
     src.add_argument("-d", "--dir")
-    pr.add_argument("--which", choices=["best", "last"], default="best")
+    pr.add_argument("--which", choices=MODEL_CHOICES, default="best")
     pr.set_defaults(func=cmd_predict)
