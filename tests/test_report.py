@@ -176,6 +176,11 @@ def test_cli_writes_the_report_and_says_when_it_scored_first(hostile_run, tmp_pa
     bad = run_cli("report", "no-such-run", "-o", str(tmp_path / "x.html"), workspace=ws)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: no run with id 'no-such-run'"
     assert not (tmp_path / "x.html").exists()
+    untrained = runs.create_run({"mode": "scratch", "split": "hostile"}, ws)
+    empty = run_cli("report", untrained, "-o", str(tmp_path / "y.html"), workspace=ws)
+    assert (
+        empty.returncode == 2 and empty.stderr.strip() == f"error: run '{untrained}' has no saved model yet"
+    )
 
 
 def test_settings_read_as_plain_sentences():
