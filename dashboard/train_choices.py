@@ -3,28 +3,9 @@
 
 from __future__ import annotations
 
-MODES = {
-    "scratch": (
-        "From scratch",
-        "A new network learns everything from your pictures. Needs many pictures "
-        "and time; augmentation helps it not to memorise them.",
-    ),
-    "features": (
-        "Pretrained features (fast)",
-        "A network trained on ImageNet's 1.2 million photos looks at each "
-        "picture once; only a small new classifier on top learns your classes. Fast and accurate.",
-    ),
-    "frozen": (
-        "Pretrained + augmentation",
-        "Like the fast way, but every epoch shows the pretrained network "
-        "freshly varied pictures. Slower, a little more accurate.",
-    ),
-    "finetune": (
-        "Fine-tune a previous run",
-        "Start from a pretrained-features run and gently retrain the top "
-        "layers of the pretrained network too, at a low learning rate.",
-    ),
-}
+from core import report_text
+
+MODES = report_text.MODES  # the modes in plain words live in core, for the run report too
 # The pretrained networks offered, in this order (a curated few of core.models.BASES and variants).
 BASE_CHOICES = [
     "vgg16",

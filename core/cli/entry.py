@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from core.cli import data, demo, doctor, predict, runs, train
+from core.cli import report as report_command
 from core.cli.args import Parser
 from core.cli.console import SetupError, one_line
 from core.data import DataError
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (demo, data, train, runs, predict, doctor):  # the order --help lists them in
         group.register(sub)
+    report_command.register(sub)
     return parser
 
 

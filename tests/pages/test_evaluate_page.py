@@ -57,3 +57,17 @@ def test_export_keras_offers_a_download(trained_run):
     at.button(key="export_go").click().run()
     assert not at.exception, at.exception
     assert any(".keras" in str(b.proto.label) for b in at.get("download_button"))
+
+
+def test_the_run_report_is_offered_once_scored(trained_run):
+    run_id, _ = trained_run
+    at = open_page("evaluate.py")
+    assert not at.exception, at.exception
+    assert not [b for b in at.button if b.key == "report_go"]  # nothing to report before scoring
+    at.button(key="eval_go").click().run()
+    at.button(key="report_go").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    download = next(b for b in at.get("download_button") if "report" in b.proto.label)
+    assert download.proto.label.startswith("Download the report (")
+    assert "MB)" in download.proto.label
