@@ -221,16 +221,26 @@ def groups_of(pictures: list[Picture], hashes: np.ndarray, threshold: int = THRE
     return groups
 
 
-def check(
+@dataclass
+class SplitHashes:
+    """A split's pictures in split order (training, validation, test) with their hashes (N, 3)."""
+
+    pictures: list[Picture]
+    hashes: np.ndarray
+    checked: dict[str, int]  # pictures per subset
+    failed: list[tuple[str, str, str]]  # (subset, path, reason): could not be decoded
+    hashed: int  # pictures hashed by this call
+
+
+def split_hashes(
     split: Split,
     size: tuple[int, int] = CHECK_SIZE,
     policy: ResizePolicy = "stretch",
-    threshold: int = THRESHOLD,
     workspace: str | os.PathLike | None = None,
     progress: Stage | None = None,
-) -> DupesReport:
-    """Copies inside each subset of `split` and across them, from its pictures decoded at `size`
-    through the decode cache (decoded now if needed) and their hashes (computed once per entry)."""
+) -> SplitHashes:
+    """The hashes of every picture of `split` decoded at `size` through the decode cache (decoded
+    now if needed), computed once per cache entry and kept beside it."""
     pictures: list[Picture] = []
     parts, checked, failed, hashed = [], {}, [], 0
     names = {"train": "training", "val": "validation", "test": "test"}
@@ -250,12 +260,25 @@ def check(
         checked[subset] = len(arrays)
         failed += [(subset, path, reason) for path, reason in arrays.failed]
     hashes = np.concatenate(parts) if parts else np.zeros((0, 3), np.uint64)
+    return SplitHashes(pictures, hashes, checked, failed, hashed)
+
+
+def check(
+    split: Split,
+    size: tuple[int, int] = CHECK_SIZE,
+    policy: ResizePolicy = "stretch",
+    threshold: int = THRESHOLD,
+    workspace: str | os.PathLike | None = None,
+    progress: Stage | None = None,
+) -> DupesReport:
+    """Copies inside each subset of `split` and across them (see split_hashes for the pictures)."""
+    found = split_hashes(split, size, policy, workspace, progress)
     return DupesReport(
         classes=list(split.classes),
-        checked=checked,
-        groups=groups_of(pictures, hashes, threshold),
+        checked=found.checked,
+        groups=groups_of(found.pictures, found.hashes, threshold),
         threshold=threshold,
         size=tuple(size),
-        hashed=hashed,
-        failed=failed,
+        hashed=found.hashed,
+        failed=found.failed,
     )

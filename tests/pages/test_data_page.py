@@ -1,4 +1,4 @@
-"""AppTest for the Data page: demo counts, split editor, save, bad folders, zip upload."""
+"""AppTest for the Data page: demo counts, split editor, save, bad folders, zip upload, copies."""
 
 from __future__ import annotations
 
