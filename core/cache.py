@@ -2,14 +2,17 @@
 
 An entry lives in ``workspace/cache/<key>/`` with ``images.npy`` of shape (N, H, W, 3) uint8,
 ``labels.npy`` of shape (N,) int32 and ``meta.json`` (written last: an entry without it is
-incomplete and rebuilt). The key hashes the files' names, sizes and mtimes, the target size and
+incomplete and rebuilt); values computed per picture from the images (e.g. core.dupes' hashes)
+are kept beside them as ``<name>.npy`` (see `derived`). The key hashes the files' names, sizes and mtimes, the target size and
 the resize policy, so a changed folder or another size gets its own entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data import Split, fingerprint_files
-from core.fileio import atomic_write_json, read_json
+from core.fileio import atomic_write_json, read_json, replacing
 from core.images import ImageError, ResizePolicy, load_resized
 from core.workspace import make_temp_dir, subdir
 
@@ -173,3 +176,33 @@ def split_arrays(
         workspace=workspace,
         progress=progress,
     )
+
+
+def derived(
+    arrays: CachedArrays,
+    name: str,
+    compute: Callable[[np.ndarray], np.ndarray],
+    workspace: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Per-picture values computed from an entry's images, kept beside them as ``<name>.npy``.
+
+    `compute` maps the images (N, H, W, 3) to an array of N rows; it runs once per entry and
+    name (put a version in the name to change what it computes). Returns (values, computed now).
+    An entry that cannot be written (read-only workspace) still gets its values, just not kept.
+    """
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name) or name in ("images", "labels"):
+        raise ValueError(f"not a name for derived values: {name!r}")
+    path = subdir("cache", workspace) / arrays.key / f"{name}.npy"
+    if path.exists():
+        try:
+            values = np.load(path)
+            if len(values) == len(arrays):
+                return values, False
+        except (OSError, ValueError):
+            pass  # damaged: computed again below
+    values = np.asarray(compute(arrays.images))
+    if len(values) != len(arrays):
+        raise ValueError(f"{name}: {len(values)} values for {len(arrays)} images")
+    with contextlib.suppress(OSError), replacing(path) as tmp:
+        np.save(tmp, values)
+    return values, True

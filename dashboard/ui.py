@@ -4,6 +4,7 @@ Session state used across pages (one documented name each):
 - ``dataset_path``: the folder the Data page works on (str; the demo by default).
 - ``scans``: {(path, generation): DatasetIndex}, so switching pages does not rescan.
 - ``scan_generation``: bumped by "Rescan" to force a fresh scan.
+- ``dupes_reports``: {split key: DupesReport}, the Data page's last check for copies (dashboard.dupes_view).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import streamlit as st
 from core import cache, charts, data
 from core.data import DataError, DatasetIndex, SplitSpec
 from core.images import RESIZE_POLICIES
-from dashboard import dataset_source, ui
+from dashboard import dataset_source, dupes_view, ui
 
 METHODS = {
     "fractions": "Share of each class",
@@ -182,6 +182,7 @@ except DataError as e:
     ui.show_error(e)
     st.stop()
 st.dataframe(ui.split_table(split), key="split_table")
+split = dupes_view.dupes_ui(split)
 save_ui(split)
 prepare_ui(split)
 saved = data.list_splits()

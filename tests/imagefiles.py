@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -220,3 +221,32 @@ def big_png(path: Path, width: int, height: int, mode: str = "RGBA") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG", compress_level=1)
     return path
+
+
+# ---------------------------------------------------------------------------- photo-like pictures
+
+
+def photo_like(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A picture with what photos have and noise lacks: smooth light, a few objects, fine texture.
+
+    Different seeds give different pictures (for duplicate finding); `size` = (width, height)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    light = sum(
+        rng.uniform(0.3, 1) * np.sin(rng.uniform(1, 6) * x + rng.uniform(1, 6) * y + rng.uniform(0, 6))
+        for _ in range(3)
+    )
+    arr = (light[..., None] * rng.uniform(20, 50, 3) + rng.uniform(60, 190, 3)).astype(np.float64)
+    for _ in range(5):
+        cx, cy, r = rng.uniform(0, 1) * w, rng.uniform(0, 1) * h, rng.uniform(0.08, 0.3) * min(w, h)
+        inside = (x * max(w, h) - cx) ** 2 / rng.uniform(0.5, 2) + (y * max(w, h) - cy) ** 2 < r**2
+        arr[inside] = rng.uniform(0, 255, 3)
+    arr += rng.normal(0, 8, arr.shape)  # texture
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

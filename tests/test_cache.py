@@ -104,3 +104,23 @@ def test_large_decodes_run_one_at_a_time(tmp_path, workspace, monkeypatch):
     monkeypatch.setattr(images, "LARGE_DECODE_PIXELS", 40 * 40, raising=False)  # none is
     cache.load_arrays(tmp_path, paths, [0] * 8, (9, 9), workers=4)
     assert max(most) > 1
+
+
+def test_derived_values_are_kept_beside_the_entry_and_rebuilt_when_damaged(split, workspace):
+    arrays = cache.split_arrays(split, "val", (8, 8))
+    calls = []
+
+    def means(images):
+        calls.append(len(images))
+        return np.asarray(images).reshape(len(images), -1).mean(axis=1)
+
+    values, computed = cache.derived(arrays, "means-v1", means)
+    assert computed and calls == [6] and values.shape == (6,)
+    again, computed = cache.derived(arrays, "means-v1", means)
+    assert not computed and calls == [6] and np.array_equal(again, values)
+    (workspace / "cache" / arrays.key / "means-v1.npy").write_bytes(b"damaged")
+    rebuilt, computed = cache.derived(arrays, "means-v1", means)
+    assert computed and np.array_equal(rebuilt, values)
+    for bad in ("images", "../x", "Means"):
+        with pytest.raises(ValueError):
+            cache.derived(arrays, bad, means)

@@ -1,12 +1,18 @@
-"""python -m core data {scan,get,split,materialize,list}: image folders and saved splits."""
+"""python -m core data {scan,get,split,dupes,materialize,list}: image folders and saved splits."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from core.cli.args import amount, whole
 from core.cli.console import progress_counter, progress_line
-from core.data import DataError
+from core.data import DataError, Split
+
+if TYPE_CHECKING:
+    from core.dupes import Copy, DupesReport, Picture
 
 
 def cmd_data_get(args: argparse.Namespace) -> int:
@@ -62,10 +68,108 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     )
     index = scan(args.path, progress=progress_counter("checking"))
     split = make_split(index, spec, name=args.name)
+    if args.drop_dupes:
+        split = without_dupes(split, args.workspace)
     path = save_split(split, workspace=args.workspace, overwrite=args.overwrite)
     print(f"saved split '{split.name}' ({spec.method}, seed {spec.seed}) to {path}")
     for subset, counts in split.table().items():
         print(f"  {subset:<6} " + "  ".join(f"{c} {n}" for c, n in counts.items()))
+    return 0
+
+
+SUBSET_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def stage_counter() -> Callable[[str, int, int], None] | None:
+    """core.dupes' (stage, done, total) progress on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda stage, done, total: progress_line(f"{stage}: {done}/{total}   ")
+
+
+def without_dupes(split: Split, workspace: str | None) -> Split:
+    """The split without the later copies of duplicate pictures in validation and test."""
+    from core import dupes
+    from core.data import drop_files
+
+    drop = dupes.check(split, workspace=workspace, progress=stage_counter()).to_drop()
+    if drop:
+        counts = ", ".join(f"{len(v)} {SUBSET_NAMES[s]}" for s, v in drop.items())
+        print(f"left out as copies of other pictures: {counts}")
+    return drop_files(split, drop)
+
+
+def picture_text(p: Picture, classes: list[str]) -> str:
+    return f"{p.path} ({classes[p.label]})"
+
+
+def match_text(c: Copy) -> str:
+    """How a copy matches: 'the same picture' or 'distance N', and a flag when the labels differ."""
+    return ("the same picture" if c.identical else f"distance {c.distance}") + (
+        ", LABELS DIFFER" if c.labels_differ else ""
+    )
+
+
+def print_dupes(report: DupesReport, show: int) -> None:
+    """core.dupes.check's report as text: leakage, copies inside each subset, label conflicts."""
+    classes = report.classes
+    counts = ", ".join(f"{SUBSET_NAMES[s]} {n:,}" for s, n in report.checked.items())
+    print(
+        f"{sum(report.checked.values()):,} pictures checked ({counts}) at {report.size[0]}x{report.size[1]}; "
+        f"copies: hash distance {report.threshold} or less (of 128 bits)"
+    )
+    if report.failed:
+        print(f"{len(report.failed)} pictures could not be decoded and were not checked")
+
+    def listing(title: str, lines: list[str]) -> None:
+        print(f"{title}: {len(lines) or 'none'}")
+        for line in lines[:show]:
+            print(f"  {line}")
+        if len(lines) > show:
+            print(f"  ... and {len(lines) - show} more")
+
+    listing(
+        "leakage (validation or test pictures with a copy in an earlier subset)",
+        [
+            f"{SUBSET_NAMES[c.picture.subset]} {picture_text(c.picture, classes)} ~ "
+            f"{SUBSET_NAMES[c.original.subset]} {picture_text(c.original, classes)}: {match_text(c)}"
+            for c in report.leaks()
+        ],
+    )
+    for subset in report.checked:
+        listing(
+            f"groups of copies inside {SUBSET_NAMES[subset]}",
+            [
+                picture_text(g.pictures[0], classes)
+                + "".join(f" = {picture_text(c.picture, classes)}: {match_text(c)}" for c in g.copies())
+                for g in report.within(subset)
+            ],
+        )
+    listing(
+        "groups whose pictures carry different labels (labelling errors)",
+        [
+            ", ".join(f"{SUBSET_NAMES[p.subset]} {picture_text(p, classes)}" for p in g.pictures)
+            for g in report.label_conflicts()
+        ],
+    )
+    drop = report.to_drop()
+    if drop:
+        counts = ", ".join(f"{len(v)} {SUBSET_NAMES[s]}" for s, v in drop.items())
+        print(
+            f"`data split ... --drop-dupes` leaves the later copies out: {counts} (training stays as it is)"
+        )
+
+
+def cmd_data_dupes(args: argparse.Namespace) -> int:
+    from core import dupes
+    from core.data import load_split
+
+    split = load_split(args.name, args.workspace)
+    changed = split.changed()
+    if changed:
+        raise DataError(f"split '{args.name}': {changed}")
+    report = dupes.check(split, threshold=args.threshold, workspace=args.workspace, progress=stage_counter())
+    print_dupes(report, args.show)
     return 0
 
 
@@ -113,7 +217,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--given", action="store_true", help="keep the folder's own train/val/test")
     p.add_argument("--name", required=True)
     p.add_argument("--overwrite", action="store_true", help="replace a saved split of the same name")
+    p.add_argument(
+        "--drop-dupes",
+        action="store_true",
+        help="leave out validation and test pictures that copy another picture of the split",
+    )
     p.set_defaults(func=cmd_data_split)
+    p = dsub.add_parser(
+        "dupes", help="find copied pictures in a saved split: leakage, duplicates, label conflicts"
+    )
+    p.add_argument("name", help="a saved split")
+    p.add_argument("--show", type=whole, default=20, help="lines to list per part of the report (default 20)")
+    p.add_argument(
+        "--threshold",
+        type=whole,
+        default=20,
+        help="largest hash distance (of 128 bits) for a copy (default 20)",
+    )
+    p.set_defaults(func=cmd_data_dupes)
     p = dsub.add_parser("materialize", help="lay a saved split out as train/validation/test folders")
     p.add_argument("name")
     p.add_argument("dir")

@@ -10,7 +10,7 @@ from core.data.scanning import (
     fingerprint_files,
     scan,
 )
-from core.data.splits import SUBSETS, Split, SplitSpec, make_split, materialize
+from core.data.splits import SUBSETS, Split, SplitSpec, drop_files, make_split, materialize
 from core.data.store import delete_split, list_splits, load_split, save_split, split_path
 from core.errors import DataError
 
@@ -25,6 +25,7 @@ __all__ = [
     "Split",
     "SplitSpec",
     "delete_split",
+    "drop_files",
     "fingerprint_files",
     "list_splits",
     "load_split",

@@ -215,3 +215,30 @@ def materialize(split: Split, out_dir: str | os.PathLike, progress: Progress | N
             if progress and (done % 64 == 0 or done == total):
                 progress(done, total)
     return out
+
+
+def drop_files(split: Split, drop: dict[str, list[str]]) -> Split:
+    """A copy of `split` without the files `drop` names ({subset: paths}) in validation or test,
+    e.g. the later copies of duplicate pictures (core.dupes). Training is never touched; the files
+    stay on disk."""
+    if drop.get("train"):
+        raise DataError("only validation and test pictures can be left out this way; training stays as it is")
+    leave = {s: set(paths) for s, paths in drop.items()}
+    unknown = [
+        p for s, paths in leave.items() for p in sorted(paths - {f for f, _ in split.subsets.get(s, [])})
+    ]
+    if unknown:
+        raise DataError(f"{len(unknown)} of the files to leave out are not in the split (e.g. {unknown[0]})")
+    subsets = {
+        s: [(p, y) for p, y in items if p not in leave.get(s, ())] for s, items in split.subsets.items()
+    }
+    files = [p for s in SUBSETS for p, _ in subsets.get(s, [])]
+    return Split(
+        name=split.name,
+        dataset_root=split.dataset_root,
+        classes=list(split.classes),
+        spec=split.spec,
+        subsets=subsets,
+        fingerprint=fingerprint_files(split.dataset_root, files),
+        created=split.created,
+    )

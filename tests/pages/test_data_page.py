@@ -1,4 +1,4 @@
-"""AppTest for the Data page: demo counts, split editor, save, bad folders, zip upload."""
+"""AppTest for the Data page: demo counts, split editor, save, bad folders, zip upload, copies."""
 
 from __future__ import annotations
 
@@ -131,3 +131,46 @@ def test_download_offline_is_a_message(app, monkeypatch):
     app.button(key="download_go").click().run()
     assert not app.exception, app.exception
     assert any("needs internet" in e.value for e in app.error)
+
+
+def test_copies_report_shows_leaks_side_by_side_and_saving_leaves_later_copies_out(app, tmp_path, workspace):
+    from tests.test_dupes import folder_with_copies
+
+    root = folder_with_copies(tmp_path / "pets")
+    app.radio(key="source").set_value("Folder on this computer").run()
+    app.text_input(key="folder_path").set_value(str(root)).run()
+    app.radio(key="split_method").set_value("given").run()
+    samples = len(app.get("image"))
+    assert samples == 2  # the sample rows of the two classes: nothing is checked before the click
+    app.button(key="dupes_go").click().run()
+    assert not app.exception, app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Pictures checked"] == "23"
+    assert metrics["Copies of training pictures"] == "3"
+    assert metrics["Copies with two classes"] == "1"
+    texts = _texts(app)
+    assert "3 validation or test pictures are copies of pictures used earlier" in texts
+    assert "**Validation** `val/cat/resized.jpg` and **training** `train/cat/original.jpg`" in texts
+    assert "one of the two is probably filed in the wrong class" in texts
+    # Each leak is a pair of pictures with captions, then the groups inside training and test.
+    shown = app.get("image")[samples:]
+    pairs = [img.proto for img in shown]
+    assert len(pairs) == 3 + 2
+    assert all(len(p.imgs) >= 2 for p in pairs)
+    captions = [i.caption for p in pairs for i in p.imgs]
+    assert (
+        "validation · cat · val/cat/resized.jpg" in captions
+        and "training · cat · train/cat/original.jpg" in captions
+    )
+    table = next(d.value for d in app.dataframe if "copy of" in d.value.columns)
+    assert len(table) == 3 + 2  # 3 leaks, 1 copy inside training, 1 inside test
+
+    app.checkbox(key="dupes_drop").check().run()
+    assert not app.exception, app.exception
+    split_counts = _split_table(app)
+    assert split_counts.loc["validation", "total"] == 6  # the table above shows the split as made
+    app.text_input(key="split_name").set_value("clean")
+    app.button(key="save_split").click().run()
+    saved = data.load_split("clean")
+    assert len(saved.files("train")) == 10 and len(saved.files("val")) == 4 and len(saved.files("test")) == 5
+    assert "val/cat/resized.jpg" not in saved.files("val") and "test/dog/twin_a.jpg" in saved.files("test")
