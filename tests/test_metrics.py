@@ -228,3 +228,34 @@ def test_pinned_cases_have_ties():
     assert len(np.unique(probs[:, 1])) < len(probs) / 3 and (probs[:, 0] == probs[:, 1]).any()
     y4, probs4 = pinned_cases()["four_missing_3"]
     assert 3 not in y4 and (np.sort(probs4, axis=1)[:, -1] == np.sort(probs4, axis=1)[:, -2]).any()
+
+
+def test_most_confused_pairs_sorted_with_min_count():
+    cm = np.array([[5, 3, 0, 1], [3, 4, 2, 0], [0, 7, 9, 1], [1, 0, 0, 2]])
+    names = ["cat", "dog", "fox", "owl"]
+    assert metrics.most_confused(cm, names) == [
+        ("fox", "dog", 7),
+        ("cat", "dog", 3),  # ties keep the matrix's order: row cat before row dog
+        ("dog", "cat", 3),
+        ("dog", "fox", 2),
+        ("cat", "owl", 1),
+        ("fox", "owl", 1),
+        ("owl", "cat", 1),
+    ]
+    assert metrics.most_confused(cm, names, min_count=3) == [
+        ("fox", "dog", 7),
+        ("cat", "dog", 3),
+        ("dog", "cat", 3),
+    ]
+    assert metrics.most_confused(np.diag([4, 5]), ["a", "b"]) == []  # no mistakes, no pairs
+    assert metrics.most_confused(np.diag([4, 5]), ["a", "b"], min_count=0) == []  # zero cells never listed
+    with pytest.raises(ValueError):
+        metrics.most_confused(cm, names[:3])
+
+
+def test_most_confused_from_predictions():
+    y, probs = pinned_cases()["four"]
+    cm = metrics.confusion_matrix(y, probs.argmax(axis=1), 4)
+    pairs = metrics.most_confused(cm, list("abcd"))
+    assert sum(n for _, _, n in pairs) == int((probs.argmax(axis=1) != y).sum())
+    assert [n for _, _, n in pairs] == sorted((n for _, _, n in pairs), reverse=True)
