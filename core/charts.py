@@ -1,5 +1,5 @@
 """Every Plotly figure of the app: training curves (raw faint, smoothed bold), comparisons, class
-probabilities, the learning-rate sweep, confusion matrix and ROC curves."""
+probabilities, the learning-rate sweep, confusion matrix, ROC curves and the embedding map."""
 
 from __future__ import annotations
 
@@ -272,6 +272,7 @@ def embedding_map(
             idx = np.flatnonzero((labels == k) & ((predicted == labels) == right))
             if not len(idx):
                 continue
+            opacity = 0.75 if right else 1.0
             text = [
                 f"<b>{names[i]}</b><br>really: {name}<br>the model says: {classes[predicted[i]]} "
                 f"({probs[i, predicted[i]]:.0%})"
@@ -291,9 +292,12 @@ def embedding_map(
                         color=color,
                         symbol="circle" if right else "x",
                         size=7 if right else 10,
-                        opacity=0.75 if right else 1.0,
+                        opacity=opacity,
                         line=dict(width=0.5 if right else 1, color="white" if right else "#212529"),
                     ),
+                    # A clicked point grows; the others keep their look (Plotly would fade them).
+                    selected=dict(marker=dict(size=18, opacity=1.0)),
+                    unselected=dict(marker=dict(opacity=opacity)),
                 )
             )
     fig.update_layout(
@@ -301,7 +305,7 @@ def embedding_map(
         height=560,
         margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(visible=False),
-        yaxis=dict(visible=False, scaleanchor="x"),
+        yaxis=dict(visible=False),  # t-SNE's axes mean nothing: no scale, no equal aspect
         legend=dict(orientation="h", y=-0.05),
         hovermode="closest",
         clickmode="event+select",

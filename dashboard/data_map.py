@@ -1,7 +1,8 @@
 """The Evaluate page's map of what the network sees: choose the pictures, draw the map (kept in the
 run's folder), click a point to see the picture, where the network looked, and what it said.
 
-Session state: ``map_subset`` (the radio) and one chart selection per map, ``chart_key(...)``.
+Session state: ``map_open`` (the expander), ``map_subset`` (the radio) and one chart selection per
+map, ``chart_key(...)``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from core.data import DataError, load_split
 from core.images import ImageError
 from dashboard import ui
 
+OPEN_KEY = "map_open"
 SUBSETS = {"test": "Test pictures", "all": "Every picture of the split"}
 LAYOUT_SECONDS_PER_PICTURE = 0.006  # t-SNE on a 2-core CPU: about 18 s for 3,000 pictures
 STAGES = {
@@ -113,7 +115,14 @@ def picture_ui(found: embedding.EmbeddingMap, i: int, run: dict, which: str) -> 
 
 def map_ui(run: dict, which: str) -> None:
     """The expander "Map of what the network sees" for one run and model file."""
-    with st.expander("Map of what the network sees", icon=":material/scatter_plot:"):
+    # A keyed expander that tracks its state: it stays open when the page above it changes (scores
+    # appear after the map scored the model), and nothing is read or computed while it is closed.
+    box = st.expander(
+        "Map of what the network sees", icon=":material/scatter_plot:", key=OPEN_KEY, on_change="rerun"
+    )
+    with box:
+        if not box.open:
+            return
         st.caption(HOW_TO_READ)
         subset = st.radio(
             "Pictures", list(SUBSETS), format_func=SUBSETS.get, horizontal=True, key="map_subset"

@@ -75,6 +75,9 @@ def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatc
     run_id, split = trained_run
     at = open_page("evaluate.py")
     assert not at.exception, at.exception
+    assert not any(b.key == "map_go" for b in at.button)  # closed: nothing read or computed
+    at = open_page("evaluate.py", map_open=True)
+    assert not at.exception, at.exception
     assert _map_chart(at) is None  # nothing drawn yet: a sentence and a button
     assert any("Drawing the map of 24 pictures takes about" in c.value for c in at.caption)
     at.button(key="map_go").click().run()
@@ -114,7 +117,7 @@ def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatc
 
     monkeypatch.setattr(embedding, "features", must_not_run)
     monkeypatch.setattr(embedding, "project", must_not_run)
-    again = open_page("evaluate.py")
+    again = open_page("evaluate.py", map_open=True)
     assert not again.exception, again.exception
     assert _map_chart(again) is not None
     assert all(b.key != "map_go" for b in again.button)
