@@ -1,5 +1,5 @@
 """Every Plotly figure of the app: training curves (raw faint, smoothed bold), comparisons, class
-probabilities, the learning-rate sweep, confusion matrix and ROC curves."""
+probabilities, the learning-rate sweep, confusion matrix, ROC curves and the embedding map."""
 
 from __future__ import annotations
 
@@ -253,5 +253,63 @@ def answer_bars(probs: dict[str, float], large: bool = False) -> go.Figure:
         yaxis=dict(autorange="reversed", tickfont_size=font),
         xaxis_tickfont_size=font * 2 // 3,
         bargap=0.25,
+    )
+    return fig
+
+
+def embedding_map(
+    xy: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: list[str], names: list[str]
+) -> go.Figure:
+    """The map of what the network sees: one point per picture at its (N, 2) t-SNE position xy,
+    coloured by true class (PALETTE, in classes' order), a circle when the prediction (argmax of
+    probs (N, C)) is right and an x when wrong; the hover says the file name, the truth and the
+    answer. Each point's customdata is its index in xy, so a selection maps back to pictures."""
+    predicted = probs.argmax(axis=1)
+    fig = go.Figure()
+    for k, name in enumerate(classes):
+        color = PALETTE[k % len(PALETTE)]
+        for right in (True, False):
+            idx = np.flatnonzero((labels == k) & ((predicted == labels) == right))
+            if not len(idx):
+                continue
+            opacity = 0.75 if right else 1.0
+            text = [
+                f"<b>{names[i]}</b><br>really: {name}<br>the model says: {classes[predicted[i]]} "
+                f"({probs[i, predicted[i]]:.0%})"
+                for i in idx
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=xy[idx, 0],
+                    y=xy[idx, 1],
+                    mode="markers",
+                    name=f"{name}: {'right' if right else 'wrong'}",
+                    legendgroup=name,
+                    customdata=idx,
+                    text=text,
+                    hovertemplate="%{text}<extra></extra>",
+                    marker=dict(
+                        color=color,
+                        symbol="circle" if right else "x",
+                        size=7 if right else 10,
+                        opacity=opacity,
+                        line=dict(width=0.5 if right else 1, color="white" if right else "#212529"),
+                    ),
+                    # A clicked point grows; the others keep their look (Plotly would fade them).
+                    selected=dict(marker=dict(size=18, opacity=1.0)),
+                    unselected=dict(marker=dict(opacity=opacity)),
+                )
+            )
+    fig.update_layout(
+        title="Map of what the network sees",
+        height=560,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),  # t-SNE's axes mean nothing: no scale, no equal aspect
+        legend=dict(orientation="h", y=-0.05),
+        hovermode="closest",
+        clickmode="event+select",
+        dragmode="pan",
+        plot_bgcolor="#f8f9fa",
     )
     return fig

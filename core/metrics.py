@@ -1,7 +1,10 @@
-"""Classification metrics with numpy: confusion matrix, per-class report, ROC/AUC, log loss.
+"""Classification metrics: confusion matrix, per-class report, ROC/AUC, log loss, top losses.
 
 Labels are integer class indices 0..C-1; probabilities are (N, C) arrays whose rows sum to 1.
-The formulas follow scikit-learn's definitions (not installed here), written out in numpy.
+scikit-learn (``sklearn.metrics``) computes everything it offers; this module checks the input
+(a clear ValueError instead of sklearn's silent drops or NaN warnings), keeps the project's return
+types, and adds what sklearn has no function for: rows of a confusion matrix as shares, per-picture
+loss clipped like Keras, top losses and the most confused pairs.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn import metrics as skm
 
 # Probabilities are clipped to [EPS, 1 - EPS] before the log: Keras' crossentropy uses the same
 # epsilon, so log_loss matches the val_loss Keras reports for the same predictions.
@@ -45,9 +49,9 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     for a in (t, p):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise ValueError(f"labels must be in 0..{num_classes - 1}")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
+    if len(t) == 0:  # sklearn refuses empty input
+        return np.zeros((num_classes, num_classes), dtype=np.int64)
+    return skm.confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def normalize_rows(cm) -> np.ndarray:
@@ -55,11 +59,6 @@ def normalize_rows(cm) -> np.ndarray:
     cm = np.asarray(cm, dtype=np.float64)
     sums = cm.sum(axis=1, keepdims=True)
     return np.divide(cm, sums, out=np.zeros_like(cm), where=sums > 0)
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
 
 
 def per_class_report(cm, classes: Sequence[str]) -> list[dict]:
@@ -74,12 +73,21 @@ def per_class_report(cm, classes: Sequence[str]) -> list[dict]:
     cm = np.asarray(cm, dtype=np.int64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(classes):
         raise ValueError(f"confusion matrix must be {len(classes)}x{len(classes)}, got {cm.shape}")
-    tp = np.diag(cm)
-    predicted = cm.sum(axis=0)
+    n = len(classes)
+    # The pictures the matrix counts, back as (true, predicted) pairs: sklearn takes labels.
+    cells = np.repeat(np.arange(n * n), cm.ravel())
+    y_true, y_pred = cells // n, cells % n
     support = cm.sum(axis=1)
-    precision = _safe_div(tp, predicted)
-    recall = _safe_div(tp, support)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
+    scores = {}
+    for average in (None, "macro", "weighted"):
+        if len(cells):
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                y_true, y_pred, labels=np.arange(n), average=average, zero_division=0
+            )
+        else:
+            p = r = f = np.zeros(n) if average is None else 0.0
+        scores[average] = (p, r, f)
+    precision, recall, f1 = scores[None]
     rows = [
         {
             "class": str(c),
@@ -91,24 +99,35 @@ def per_class_report(cm, classes: Sequence[str]) -> list[dict]:
         }
         for i, c in enumerate(classes)
     ]
-    total = int(support.sum())
-    for kind, weights in (("macro", np.ones(len(classes))), ("weighted", support.astype(np.float64))):
-        wsum = weights.sum()
-
-        def avg(v: np.ndarray, weights=weights, wsum=wsum) -> float:
-            return float((v * weights).sum() / wsum) if wsum > 0 else 0.0
-
+    for kind in ("macro", "weighted"):
+        p, r, f = scores[kind]
         rows.append(
             {
                 "class": f"{kind} avg",
                 "kind": kind,
-                "precision": avg(precision),
-                "recall": avg(recall),
-                "f1": avg(f1),
-                "support": total,
+                "precision": float(p),
+                "recall": float(r),
+                "f1": float(f),
+                "support": int(support.sum()),
             }
         )
     return rows
+
+
+def most_confused(cm, classes: Sequence[str], min_count: int = 1) -> list[tuple[str, str, int]]:
+    """(true class, predicted class, count) for every off-diagonal cell of `cm` holding at least
+    min_count pictures, most pictures first (equal counts in the matrix's row-major order), like
+    fastai's ClassificationInterpretation.most_confused."""
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(classes):
+        raise ValueError(f"confusion matrix must be {len(classes)}x{len(classes)}, got {cm.shape}")
+    pairs = [
+        (str(classes[t]), str(classes[p]), int(cm[t, p]))
+        for t in range(len(classes))
+        for p in range(len(classes))
+        if t != p and cm[t, p] >= max(1, min_count)
+    ]
+    return sorted(pairs, key=lambda pair: -pair[2])  # sorted is stable: ties keep row-major order
 
 
 # ---------------------------------------------------------------------------- ROC
@@ -137,18 +156,7 @@ def roc_curve(
     if positives == 0 or positives == len(y):
         which = "positive" if positives == 0 else "negative"
         raise ValueError(f"no {which} samples: the ROC curve is undefined with only one class present")
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last_of_group = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
-    tps = np.cumsum(y)[last_of_group].astype(np.float64)
-    fps = (last_of_group + 1) - tps
-    thresholds = s[last_of_group]
-    if drop_intermediate and len(tps) > 2:
-        keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
-        tps, fps, thresholds = tps[keep], fps[keep], thresholds[keep]
-    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
-    thresholds = np.r_[np.inf, thresholds]
-    return fps / fps[-1], tps / tps[-1], thresholds
+    return skm.roc_curve(y, s, drop_intermediate=drop_intermediate)
 
 
 def auc(fpr, tpr) -> float:
@@ -156,12 +164,7 @@ def auc(fpr, tpr) -> float:
     x, y = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
         raise ValueError("auc needs two 1-D arrays of the same length, at least 2 points")
-    dx = np.diff(x)
-    if np.all(dx >= 0):
-        return float(np.trapezoid(y, x))
-    if np.all(dx <= 0):
-        return float(-np.trapezoid(y, x))
-    raise ValueError("fpr must be monotonic")
+    return float(skm.auc(x, y))  # ValueError when x is neither increasing nor decreasing
 
 
 @dataclass
@@ -244,7 +247,11 @@ def roc_one_vs_rest(y_true, probs, drop_intermediate: bool = False) -> RocOneVsR
 
 
 def per_sample_loss(y_true, probs, eps: float = EPS) -> np.ndarray:
-    """Cross-entropy of each sample: -log p[true class], p clipped to [eps, 1 - eps]."""
+    """Cross-entropy of each sample: -log p[true class], p clipped to [eps, 1 - eps].
+
+    Not sklearn.metrics.log_loss: that one gives only the mean and clips at the float's machine
+    epsilon, so a sure mistake would cost 36 instead of Keras' 16 and the loss would not match
+    val_loss."""
     y, p = _probs(y_true, probs)
     return -np.log(np.clip(p[np.arange(len(y)), y], eps, 1 - eps))
 
@@ -265,7 +272,7 @@ def accuracy(y_true, y_pred) -> float:
         raise ValueError("y_true and y_pred differ in length")
     if len(y) == 0:
         raise ValueError("no samples")
-    return float((pred == y).mean())
+    return float(skm.accuracy_score(y, pred))
 
 
 def top_losses(y_true, probs, k: int) -> list[int]:

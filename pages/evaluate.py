@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import charts, evaluate, export, modelfile, predict, rundir
 from core.images import ImageError, load_resized
-from dashboard import report_button, ui
+from dashboard import data_map, report_button, ui
 
 EXPORTS = {
     "keras": ("Keras model (.keras)", "For Python with Keras 3: keras.models.load_model(file)."),
@@ -189,5 +189,6 @@ result = scores_ui(run, which)
 if result is not None:
     results_ui(result)
     report_button.report_ui(run, which, result)
+data_map.map_ui(run, which)
 predict_ui(run, which)
 export_ui(run, which)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from core import metrics
+from tests.conftest import REPO
 
 # Ten pictures of three classes:
 Y_TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
@@ -146,3 +148,114 @@ def test_top_losses_order():
     assert metrics.top_losses(y, probs, 2) == [3, 1]
     assert metrics.top_losses(y, probs, 0) == []
     assert metrics.top_losses([0], [[0.6, 0.4]], 5) == []  # nothing wrong
+
+
+# ---------------------------------------------------------------------------- pinned outputs
+# tests/data/metrics_pinned.json holds what the hand-written numpy version of core.metrics (before
+# it moved onto sklearn.metrics) returned for pinned_cases(); every later version must give the same
+# numbers within 1e-12. The file was written once with pinned_outputs() and is never regenerated.
+PINNED = REPO / "tests" / "data" / "metrics_pinned.json"
+
+
+def pinned_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fixed random predictions full of ties: binary, 4-class, and 4-class with class 3 absent."""
+    rng = np.random.default_rng(17)
+    p = rng.integers(0, 11, 48) / 10  # tenths: many tied scores, 0 and 1 exactly, 0.5 an argmax tie
+    binary = ((rng.random(48) < 0.2 + 0.6 * p).astype(np.int64), np.stack([1 - p, p], axis=1))
+    cases = {"binary": binary}
+    for name, classes in (("four", 4), ("four_missing_3", 3)):
+        counts = rng.integers(0, 4, (64, 4)).astype(np.float64)
+        counts[counts.sum(axis=1) == 0, 0] = 1
+        probs = counts / counts.sum(axis=1, keepdims=True)  # equal quarters, thirds, halves: ties
+        guess = np.where(rng.random(64) < 0.6, probs.argmax(axis=1), rng.integers(0, 4, 64))
+        y = np.where(guess < classes, guess, rng.integers(0, classes, 64)).astype(np.int64)
+        cases[name] = (y, probs)
+    return cases
+
+
+def pinned_outputs(y: np.ndarray, probs: np.ndarray) -> dict:
+    """Every public number core.metrics gives for one set of predictions, JSON-ready."""
+    c = probs.shape[1]
+    cm = metrics.confusion_matrix(y, probs.argmax(axis=1), c)
+    out = {
+        "confusion": cm.tolist(),
+        "normalized": metrics.normalize_rows(cm).tolist(),
+        "report": metrics.per_class_report(cm, [f"c{k}" for k in range(c)]),
+        "roc": metrics.roc_one_vs_rest(y, probs).to_dict(),
+        "roc_dropped": metrics.roc_one_vs_rest(y, probs, drop_intermediate=True).to_dict(),
+        "per_sample_loss": metrics.per_sample_loss(y, probs).tolist(),
+        "log_loss": metrics.log_loss(y, probs),
+        "accuracy": metrics.accuracy(y, probs),
+        "top_losses": metrics.top_losses(y, probs, 10**6),
+    }
+    if c == 2:
+        for drop in (False, True):
+            fpr, tpr, thr = metrics.roc_curve(y, probs[:, 1], drop_intermediate=drop)
+            out[f"roc_curve_drop_{drop}"] = {
+                "fpr": fpr.tolist(),
+                "tpr": tpr.tolist(),
+                "thresholds": thr.tolist(),
+                "auc": metrics.auc(fpr, tpr),
+            }
+    return out
+
+
+def assert_same(got, want, where: str = "") -> None:
+    """Equal structure and values; floats within 1e-12 (infinities equal)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {len(got)} != {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == want or abs(got - want) <= 1e-12, f"{where}: {got} != {want}"
+    else:
+        assert type(got) is type(want) and got == want, f"{where}: {got!r} != {want!r}"
+
+
+@pytest.mark.parametrize("case", ["binary", "four", "four_missing_3"])
+def test_outputs_match_the_pinned_hand_written_version(case):
+    y, probs = pinned_cases()[case]
+    pinned = json.loads(PINNED.read_text())[case]
+    assert_same(json.loads(json.dumps(pinned_outputs(y, probs))), pinned, case)
+
+
+def test_pinned_cases_have_ties():
+    y, probs = pinned_cases()["binary"]
+    assert len(np.unique(probs[:, 1])) < len(probs) / 3 and (probs[:, 0] == probs[:, 1]).any()
+    y4, probs4 = pinned_cases()["four_missing_3"]
+    assert 3 not in y4 and (np.sort(probs4, axis=1)[:, -1] == np.sort(probs4, axis=1)[:, -2]).any()
+
+
+def test_most_confused_pairs_sorted_with_min_count():
+    cm = np.array([[5, 3, 0, 1], [3, 4, 2, 0], [0, 7, 9, 1], [1, 0, 0, 2]])
+    names = ["cat", "dog", "fox", "owl"]
+    assert metrics.most_confused(cm, names) == [
+        ("fox", "dog", 7),
+        ("cat", "dog", 3),  # ties keep the matrix's order: row cat before row dog
+        ("dog", "cat", 3),
+        ("dog", "fox", 2),
+        ("cat", "owl", 1),
+        ("fox", "owl", 1),
+        ("owl", "cat", 1),
+    ]
+    assert metrics.most_confused(cm, names, min_count=3) == [
+        ("fox", "dog", 7),
+        ("cat", "dog", 3),
+        ("dog", "cat", 3),
+    ]
+    assert metrics.most_confused(np.diag([4, 5]), ["a", "b"]) == []  # no mistakes, no pairs
+    assert metrics.most_confused(np.diag([4, 5]), ["a", "b"], min_count=0) == []  # zero cells never listed
+    with pytest.raises(ValueError):
+        metrics.most_confused(cm, names[:3])
+
+
+def test_most_confused_from_predictions():
+    y, probs = pinned_cases()["four"]
+    cm = metrics.confusion_matrix(y, probs.argmax(axis=1), 4)
+    pairs = metrics.most_confused(cm, list("abcd"))
+    assert sum(n for _, _, n in pairs) == int((probs.argmax(axis=1) != y).sum())
+    assert [n for _, _, n in pairs] == sorted((n for _, _, n in pairs), reverse=True)

@@ -71,3 +71,67 @@ def test_the_run_report_is_offered_once_scored(trained_run):
     download = next(b for b in at.get("download_button") if "report" in b.proto.label)
     assert download.proto.label.startswith("Download the report (")
     assert "MB)" in download.proto.label
+
+
+def _map_chart(at) -> dict | None:
+    """The map's figure spec (the chart whose traces are marker scatters), or None."""
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        if spec["data"] and spec["data"][0].get("mode") == "markers":
+            return spec
+    return None
+
+
+def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatch):
+    from core import embedding
+    from dashboard.data_map import chart_key
+
+    run_id, split = trained_run
+    at = open_page("evaluate.py")
+    assert not at.exception, at.exception
+    assert not any(b.key == "map_go" for b in at.button)  # closed: nothing read or computed
+    at = open_page("evaluate.py", map_open=True)
+    assert not at.exception, at.exception
+    assert _map_chart(at) is None  # nothing drawn yet: a sentence and a button
+    assert any("Drawing the map of 24 pictures takes about" in c.value for c in at.caption)
+    at.button(key="map_go").click().run()
+    assert not at.exception, at.exception
+    spec = _map_chart(at)
+    points = sorted(int(i) for trace in spec["data"] for i in plotly_values(trace["customdata"]))
+    assert points == list(range(24))  # every test picture once
+    names = {trace["name"] for trace in spec["data"]}
+    assert names <= {f"{c}: {w}" for c in split.classes for w in ("right", "wrong")}
+    assert {t["marker"]["symbol"] for t in spec["data"]} <= {"circle", "x"}
+    assert any("24 pictures" in c.value and "drawn in" in c.value for c in at.caption)
+
+    # A click on a point: its picture, where the network looked, the truth and the answer.
+    found = embedding.cached_map(run_id)
+    wrong = [i for i in range(24) if not found.right[i]] or [0]
+    i = wrong[0]
+    at.session_state[chart_key(run_id, "best", "test")] = {
+        "selection": {
+            "points": [{"customdata": i, "x": 0.0, "y": 0.0}],
+            "point_indices": [i],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    assert not at.exception, at.exception
+    said = found.classes[found.predicted[i]]
+    assert any(
+        f"really **{found.classes[found.labels[i]]}**" in m.value and said in m.value for m in at.markdown
+    )
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert any("Where the network looked" in c for c in captions)
+
+    # A second visit reads the stored map: nothing is computed again.
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the map was computed again")
+
+    monkeypatch.setattr(embedding, "features", must_not_run)
+    monkeypatch.setattr(embedding, "project", must_not_run)
+    again = open_page("evaluate.py", map_open=True)
+    assert not again.exception, again.exception
+    assert _map_chart(again) is not None
+    assert all(b.key != "map_go" for b in again.button)

@@ -1,0 +1,42 @@
+"""End to end: on Evaluate, open the map of what the network sees, draw it, click a point and see the
+picture with its Grad-CAM overlay and the model's answer."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ARTIFACTS, screenshot, wait_idle
+
+
+def test_map_draws_and_a_click_opens_the_picture(app_server, quick_demo_run, page):
+    page.goto(f"{app_server}/evaluate")
+    page.get_by_label("Run", exact=True).first.click()  # other flows may have made newer runs
+    page.get_by_role("option", name=re.compile(re.escape(quick_demo_run))).click()
+    wait_idle(page)
+    page.get_by_text("Map of what the network sees").click()
+    expect(page.get_by_text(re.compile(r"Drawing the map of 80 pictures takes about"))).to_be_visible()
+    page.get_by_role("button", name="Draw the map").click()
+    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Map of what the network sees")
+    expect(chart).to_be_visible(timeout=180_000)
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"^80 pictures \(\d+ wrong\), drawn in \d+ s"))).to_be_visible()
+    points = chart.locator(".scatterlayer .points path")
+    expect(points).to_have_count(80)
+    page.wait_for_timeout(1000)  # the chart settles its size after the first draw
+    crosses = chart.locator(".scatterlayer .points path[d*='L']")  # the x markers: wrong answers
+    box = (crosses if crosses.count() else points).first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    overlay = page.get_by_test_id("stImage").filter(has_text="Where the network looked").locator("img")
+    expect(overlay).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    assert overlay.evaluate("img => img.naturalWidth") > 0
+    expect(
+        page.get_by_text(re.compile(r"really .*; the model says .* sure\), so it is (right|wrong)"))
+    ).to_be_visible()
+    screenshot(page, "evaluate-map-page")
+    ARTIFACTS.mkdir(exist_ok=True)  # the map section alone, for the README
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    wait_idle(page)
+    page.locator(".st-key-map_open").screenshot(path=str(ARTIFACTS / "evaluate-map.png"))
