@@ -124,6 +124,8 @@ def tflite_probabilities(file: Path, images: np.ndarray) -> np.ndarray:
 
 
 def _number(d: float) -> str:
+    if d < 0.000005:
+        return "under 0.00001"
     return f"{d:.5f}" if d < 0.001 else f"{d:.3f}"
 
 

@@ -171,9 +171,11 @@ def export_ui(run: dict, which: str) -> None:
             except (ValueError, OSError) as e:
                 ui.show_error(e)
                 return
+            size = len(download.data)
             left, right = st.columns([1, 2], vertical_alignment="center")
             left.download_button(
-                f"Download {download.name} ({len(download.data) / 1e6:.1f} MB)",
+                f"Download the {Path(download.name).suffix} file "
+                f"({f'{size / 1e6:.1f} MB' if size >= 1e5 else f'{size / 1e3:.0f} kB'})",
                 download.data,
                 file_name=download.name,
                 key="export_download",

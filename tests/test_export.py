@@ -184,3 +184,5 @@ def test_compare_reports_a_different_class_and_the_largest_difference():
         near.passed
         and near.message == "Checked on 2 test pictures: same answer on all, largest difference 0.00002"
     )
+    same = export_check.compare("tflite", reference, reference.copy(), "test pictures")
+    assert same.message.endswith("largest difference under 0.00001") and same.max_abs_diff == 0.0
