@@ -10,6 +10,7 @@ import numpy as np
 from core.config import TrainConfig
 from core.modelfile import save_atomic
 from core.rundir import RunControl
+from core.tensorboard import FOLDER, EventLog
 
 
 def _current_lr(model) -> float | None:
@@ -36,6 +37,7 @@ def make_run_callback(
     state: dict | None = None,
 ):
     """A Keras callback that logs metrics, beats, checkpoints (best and last) and obeys stop requests.
+    Every metrics row also goes to TensorBoard event files in the run's tensorboard/ folder.
 
     Batch rows describe the batches since the previous row: their images, mean loss and accuracy
     (recovered from Keras' running means over the epoch, which would lag and jump at epoch starts),
@@ -58,6 +60,14 @@ def make_run_callback(
             }
             self.stopped = False
             self.early_stopped = False
+            self.events = EventLog(control.path / FOLDER)
+
+        def log(self, row: dict) -> None:
+            control.log(row)
+            self.events.add(row)
+
+        def on_train_end(self, logs=None):
+            self.events.close()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -93,7 +103,7 @@ def make_run_callback(
             if self.batches % config.log_every == 0 or self.batches == steps:
                 means, seen = scalar_logs(logs), self._seen()
                 prev_seen, prev_clock, _ = self.last_row
-                control.log(
+                self.log(
                     {
                         "kind": "batch",
                         "epoch": self.epoch + 1,
@@ -118,7 +128,7 @@ def make_run_callback(
             seconds = time.perf_counter() - self.epoch_start
             train_seconds = self.train_seconds or seconds
             complete = self.batches >= steps
-            control.log(
+            self.log(
                 {
                     "kind": "epoch",
                     "epoch": epoch + 1,

@@ -123,13 +123,15 @@ def worker_main(
     Needs KERAS_BACKEND=jax set before keras was imported (BackendError otherwise). Writes
     ``out_dir/worker-<i>.weights.h5`` and ``out_dir/worker-<i>.jsonl`` (a "start" row, then one
     "epoch" row per epoch with the global loss and metrics); worker 0 also writes
-    ``out_dir/model.keras`` and ``out_dir/config.json`` (and ``initial.weights.h5`` if save_initial).
+    ``out_dir/model.keras``, ``out_dir/config.json`` (and ``initial.weights.h5`` if save_initial) and
+    its epoch rows as TensorBoard event files under ``out_dir/tensorboard`` (core.tensorboard).
     """
     from core.callback import plateau_callback, scalar_logs
     from core.devices import device_plan
     from core.feeding import batches, class_weight_for, load_split_arrays
     from core.fileio import append_jsonl
     from core.optim import compile_model
+    from core.tensorboard import FOLDER, EventLog
     from core.train import build_model, finalize
 
     config = as_config(config)
@@ -222,23 +224,29 @@ def worker_main(
         },
     )
 
+    events = EventLog(out_dir / FOLDER) if worker_index == 0 else None
+
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self.start
-            append_jsonl(
-                metrics_path,
-                {
-                    "kind": "epoch",
-                    "epoch": epoch + 1,
-                    "step": (epoch + 1) * steps,
-                    "seconds": seconds,
-                    "images_per_s": steps * per_worker_batch * num_workers / max(seconds, 1e-9),
-                    **scalar_logs(logs),
-                },
-            )
+            row = {
+                "kind": "epoch",
+                "epoch": epoch + 1,
+                "step": (epoch + 1) * steps,
+                "seconds": seconds,
+                "images_per_s": steps * per_worker_batch * num_workers / max(seconds, 1e-9),
+                **scalar_logs(logs),
+            }
+            append_jsonl(metrics_path, row)
+            if events is not None:
+                events.add(row)
+
+        def on_train_end(self, logs=None):
+            if events is not None:
+                events.close()
 
     # Callbacks that decide from val_loss see the same global value in every worker, so they agree.
     callbacks: list = [EpochLog()]

@@ -162,21 +162,27 @@ def export_ui(run: dict, which: str) -> None:
         st.caption(
             EXPORTS[fmt][1] + " Inputs: RGB pictures as floats 0-255 of the training size; "
             "outputs: class probabilities."
+            + ("" if fmt == "keras" else " The file is tried on the run's pictures before it is offered.")
         )
         if st.button("Prepare download", key="export_go", icon=":material/package_2:"):
             try:
-                with st.spinner("Exporting..."):
-                    name, data = export.export_bytes(run["id"], fmt, which)
+                with st.spinner("Exporting and checking..."):
+                    download = export.export_bytes(run["id"], fmt, which)
             except (ValueError, OSError) as e:
                 ui.show_error(e)
                 return
-            st.download_button(
-                f"Download {name} ({len(data) / 1e6:.1f} MB)",
-                data,
-                file_name=name,
+            size = len(download.data)
+            left, right = st.columns([1, 2], vertical_alignment="center")
+            left.download_button(
+                f"Download the {Path(download.name).suffix} file "
+                f"({f'{size / 1e6:.1f} MB' if size >= 1e5 else f'{size / 1e3:.0f} kB'})",
+                download.data,
+                file_name=download.name,
                 key="export_download",
                 icon=":material/download:",
             )
+            if download.check is not None:
+                right.success(download.check.message, icon=":material/verified:")
 
 
 st.title("Evaluate")

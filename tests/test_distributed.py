@@ -86,6 +86,18 @@ def test_two_local_workers_end_with_identical_weights(tmp_path, workspace):
     assert [r["global_batch"] for r in start_rows] == [8, 8]
     assert [r["shard_images"] for r in start_rows] == [20, 20]  # 40 training images over 2 workers
 
+    # worker 0 alone writes TensorBoard event files, with its epoch rows (core.tensorboard)
+    from tests.test_tensorboard import by_tag_step, events
+
+    train, val = (
+        by_tag_step(events(out / "tensorboard" / "train")),
+        by_tag_step(events(out / "tensorboard" / "validation")),
+    )
+    for row in e0:
+        assert train["epoch_loss", row["epoch"] - 1] == pytest.approx(row["loss"], rel=1e-6)
+        assert val["epoch_loss", row["epoch"] - 1] == pytest.approx(row["val_loss"], rel=1e-6)
+    assert sorted({step for _, step in train}) == [0, 1]
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -135,3 +136,34 @@ def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatc
     assert not again.exception, again.exception
     assert _map_chart(again) is not None
     assert all(b.key != "map_go" for b in again.button)
+
+
+def test_export_tflite_is_checked_on_test_pictures_before_the_download(trained_run):
+    at = open_page("evaluate.py")
+    at.radio(key="export_format").set_value("tflite").run()
+    at.button(key="export_go").click().run()
+    assert not at.exception, at.exception
+    assert any(".tflite" in str(b.proto.label) for b in at.get("download_button"))
+    (note,) = [s.value for s in at.success if s.value.startswith("Checked on")]
+    assert re.fullmatch(
+        r"Checked on 24 test pictures: same answer on all, largest difference (0\.000\d\d|under 0\.00001)",
+        note,
+    )
+
+
+def test_a_broken_export_is_not_offered(trained_run, monkeypatch):
+    import keras
+
+    from core import export
+
+    def other_weights(model, folder):
+        keras.utils.set_random_seed(7)
+        keras.models.clone_model(model).export(str(folder), format="tf_saved_model", verbose=False)
+
+    monkeypatch.setattr(export, "write_savedmodel", other_weights)
+    at = open_page("evaluate.py")
+    at.radio(key="export_format").set_value("savedmodel").run()
+    at.button(key="export_go").click().run()
+    assert not at.exception, at.exception
+    assert any("SavedModel does not behave like the model, so it was not kept" in e.value for e in at.error)
+    assert not at.get("download_button")
