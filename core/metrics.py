@@ -280,3 +280,27 @@ def top_losses(y_true, probs, k: int) -> list[int]:
     wrong = np.flatnonzero(p.argmax(axis=1) != y)
     order = np.lexsort((wrong, -losses[wrong]))  # last key is primary: loss desc, then index
     return [int(i) for i in wrong[order][: max(0, int(k))]]
+
+
+def most_confused(confusion, classes: Sequence[str], min_count: int = 1) -> list[tuple[str, str, int]]:
+    """(true class, predicted class, count) for every off-diagonal cell of a confusion matrix
+    (rows true, columns predicted) with at least min_count pictures, most first (fastai's
+    most_confused); equal counts keep the matrix's row-then-column order."""
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape != (len(classes), len(classes)):
+        raise ValueError(f"confusion must have shape ({len(classes)}, {len(classes)}), got {cm.shape}")
+    pairs = [
+        (classes[t], classes[p], int(cm[t, p]))
+        for t in range(len(classes))
+        for p in range(len(classes))
+        if t != p and cm[t, p] >= min_count and cm[t, p] > 0
+    ]
+    return sorted(pairs, key=lambda pair: -pair[2])  # sorted() is stable: ties stay in matrix order
+
+
+def pair_mistakes(y_true, probs, true: int, pred: int, k: int) -> list[int]:
+    """Indices of the k most confident pictures of class `true` predicted as `pred`, most sure first."""
+    y, p = _probs(y_true, probs)
+    picked = np.flatnonzero((y == true) & (p.argmax(axis=1) == pred))
+    order = np.lexsort((picked, -p[picked, pred]))
+    return [int(i) for i in picked[order][: max(0, int(k))]]

@@ -131,3 +131,27 @@ def test_download_offline_is_a_message(app, monkeypatch):
     app.button(key="download_go").click().run()
     assert not app.exception, app.exception
     assert any("needs internet" in e.value for e in app.error)
+
+
+def test_a_cleaned_split_shows_what_it_changed(workspace, class_folders):
+    from core.data import cleaning
+
+    split = data.make_split(data.scan(class_folders), data.SplitSpec("counts", 6, 2, 2), name="orig")
+    data.save_split(split, workspace=workspace)
+    relabelled, dropped = split.files("test")[0], split.files("val")[0]
+    marks = [cleaning.Mark(relabelled, "relabel", "b"), cleaning.Mark(dropped, "drop")]
+    cleaning.save_cleaned("orig", marks, "orig-clean-1", workspace)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["source"] = "Folder on this computer"  # no demo needed
+    at.session_state["folder_path"] = str(class_folders)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(e.label == "Cleaned split versions (1)" for e in at.expander)
+    picker = at.selectbox(key="data_cleaned")
+    assert picker.options == ["orig-clean-1 (cleaned from orig: 1 relabelled, 1 left out)"]
+    changes = next(d.value for d in at.dataframe if "change" in d.value.columns)
+    assert changes.to_dict("records") == [
+        {"picture": relabelled, "set": "test", "labelled": "a", "change": "relabel as b"},
+        {"picture": dropped, "set": "validation", "labelled": "a", "change": "leave out"},
+    ]
+    assert "Made from split 'orig'" in _texts(at)
