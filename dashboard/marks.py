@@ -66,8 +66,6 @@ def mark_widget(split: data.Split, file: str, key: str) -> None:
         on_change=_store,
         args=(split, file, key),
         label_visibility="collapsed",
-        help="Marks are kept until you save them as a new version of the split below. "
-        "Your picture files are never moved or changed.",
     )
 
 

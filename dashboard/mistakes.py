@@ -21,6 +21,7 @@ def confused_pair_ui(result: evaluate.EvalResult) -> tuple[int, int] | None:
     pairs = metrics.most_confused(result.confusion, result.classes)
     if len(pairs) < 2:
         return None  # one pair is what the grid shows anyway
+    st.markdown("**Classes the model mixes up most**")
     event = st.dataframe(
         pd.DataFrame(pairs, columns=["labelled", "model says", "pictures"]),
         hide_index=True,
