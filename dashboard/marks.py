@@ -2,7 +2,8 @@
 pending marks with "Save as a new split version", and what a cleaned version changed.
 
 Marks are saved on disk as soon as they are made (core.marks), so they outlive a reload. Session
-state: ``marks_saved`` holds the last save's message until it is shown."""
+state: ``marks_saved`` holds the last save's message until it is shown, ``marks_saves`` counts the
+saves (part of the name box's key, so it starts afresh after each)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ def _save(split: data.Split, name_key: str) -> None:
         f"Saved split '{path.stem}' ({summary}). Split '{split.name}' is unchanged. "
         "Choose the new one on the Train page to train on the cleaned pictures.",
     )
-    st.session_state.pop(name_key, None)  # the name box offers the next free name
+    # A new key: the name box starts again from the next free name.
+    st.session_state["marks_saves"] = st.session_state.get("marks_saves", 0) + 1
 
 
 def _forget(split: data.Split) -> None:
@@ -111,12 +113,11 @@ def pending_ui(split: data.Split) -> None:
         )
         return
     st.dataframe(changes_table(changes), hide_index=True, key="marks_table")
-    name_key = f"marks_name:{split.name}"
-    if name_key not in st.session_state:
-        st.session_state[name_key] = cleaning.default_name(split.name)
+    name_key = f"marks_name:{split.name}:{st.session_state.get('marks_saves', 0)}"
     left, middle, right = st.columns([3, 2, 1], vertical_alignment="bottom")
     left.text_input(
         "Name of the new split version",
+        value=cleaning.default_name(split.name),
         key=name_key,
         help="A new split is saved under this name; the split the model was trained on stays as it is.",
     )

@@ -4,6 +4,7 @@ cleaned split, and find it offered on Train with what changed."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -16,14 +17,26 @@ SPLIT, RUN = "e2e-colors", "e2e-clean-run"
 RED_ODD, BLUE_ODD = "test/red/red_odd.png", "test/blue/blue_odd.png"  # see tests/conftest.colors
 
 
-def choose(page, label: str, option: str) -> None:
-    """Open the select box labelled `label` and pick `option`, then wait for the rerun."""
+def settle(page) -> None:
+    """Wait for the rerun to end and the last run's (stale) elements to go."""
+    wait_idle(page)
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+
+
+def choose(page, label: str, option: str, done=lambda: True) -> None:
+    """Pick `option` in the select box labelled `label` by typing it (the option list of a box low
+    on the page can open outside the viewport), then wait until `done()` and the rerun are over."""
     box = page.get_by_role("combobox", name=label, exact=True)
-    expect(box).to_have_count(1)  # stale elements of the last run are gone
+    expect(box).to_have_count(1)
     box.scroll_into_view_if_needed()
     box.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_idle(page)
+    box.fill(option)
+    box.press("Enter")
+    deadline = time.time() + 30
+    while not done():
+        assert time.time() < deadline, f"{label}: {option} did not take effect"
+        page.wait_for_timeout(100)
+    settle(page)
     expect(box).to_have_value(option)
 
 
@@ -40,13 +53,13 @@ def test_mark_two_mistakes_save_and_train_on_the_cleaned_split(
     wait_idle(page)
     page.get_by_role("button", name=re.compile("Score on the test pictures")).click()
     expect(page.get_by_role("heading", name="Mistakes")).to_be_visible(timeout=120_000)
-    wait_idle(page)
-    choose(page, f"Mark {RED_ODD}", "Label is wrong → blue")
-    choose(page, f"Mark {BLUE_ODD}", "Leave out")
+    settle(page)
+    pending = lambda: set(marks.pending(SPLIT, e2e_workspace))  # noqa: E731
+    choose(page, f"Mark {RED_ODD}", "Label is wrong → blue", lambda: pending() == {RED_ODD})
+    choose(page, f"Mark {BLUE_ODD}", "Leave out", lambda: pending() == {RED_ODD, BLUE_ODD})
     expect(page.get_by_role("heading", name="Marked pictures")).to_be_visible()
     name = page.get_by_role("textbox", name="Name of the new split version")
     expect(name).to_have_value(f"{SPLIT}-clean-1")
-    assert set(marks.pending(SPLIT, e2e_workspace)) == {RED_ODD, BLUE_ODD}
     page.get_by_text("Mistakes", exact=True).scroll_into_view_if_needed()
     screenshot(page, "cleaning-marks")
 

@@ -90,7 +90,7 @@ def test_mark_two_mistakes_and_save_a_cleaned_split(colors_run, workspace, color
     again = open_page("evaluate.py")  # a reload keeps the marks
     assert again.selectbox(key=red_key).value == "Label is wrong → blue"
     assert again.selectbox(key=blue_key).value == "Leave out"
-    assert again.text_input(key="marks_name:colors").value == "colors-clean-1"
+    assert again.text_input(key="marks_name:colors:0").value == "colors-clean-1"
     again.button(key="marks_save").click().run()
     assert not again.exception, again.exception
     assert any("Saved split 'colors-clean-1' (1 relabelled, 1 left out)" in s.value for s in again.success)
