@@ -287,3 +287,11 @@ def top_losses(y_true, probs, k: int) -> list[int]:
     wrong = np.flatnonzero(p.argmax(axis=1) != y)
     order = np.lexsort((wrong, -losses[wrong]))  # last key is primary: loss desc, then index
     return [int(i) for i in wrong[order][: max(0, int(k))]]
+
+
+def pair_mistakes(y_true, probs, true: int, pred: int, k: int) -> list[int]:
+    """Indices of the k most confident pictures of class `true` predicted as `pred`, most sure first."""
+    y, p = _probs(y_true, probs)
+    picked = np.flatnonzero((y == true) & (p.argmax(axis=1) == pred))
+    order = np.lexsort((picked, -p[picked, pred]))
+    return [int(i) for i in picked[order][: max(0, int(k))]]

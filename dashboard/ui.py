@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from core import access, data, demo, download, modelfile, rundir
-from core.data import DataError, DatasetIndex
+from core.data import DataError, DatasetIndex, cleaning
 from core.images import ImageError, load_resized
 from core.workspace import subdir, workspace_dir
 
@@ -195,7 +195,7 @@ def split_picker(key: str = "split", label: str = "Saved split") -> data.Split |
     if not names:
         st.info("No saved split yet. Make one on the **Data** page.")
         return None
-    name = st.selectbox(label, names, key=key)
+    name = st.selectbox(label, names, key=key, format_func=cleaning.version_label)
     try:
         split = data.load_split(name)
     except DataError as e:

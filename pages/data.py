@@ -12,7 +12,7 @@ import streamlit as st
 from core import cache, charts, data
 from core.data import DataError, DatasetIndex, SplitSpec
 from core.images import RESIZE_POLICIES
-from dashboard import dataset_source, dupes_view, ui
+from dashboard import dataset_source, dupes_view, marks, ui
 
 METHODS = {
     "fractions": "Share of each class",
@@ -188,3 +188,4 @@ prepare_ui(split)
 saved = data.list_splits()
 if saved:
     st.caption("Saved splits: " + ", ".join(f"`{n}`" for n in saved))
+marks.versions_ui()

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, evaluate, export, modelfile, predict, rundir
-from core.images import ImageError, load_resized
-from dashboard import data_map, report_button, ui
+from core.images import load_resized
+from dashboard import data_map, marks, mistakes, report_button, ui
 
 EXPORTS = {
     "keras": ("Keras model (.keras)", "For Python with Keras 3: keras.models.load_model(file)."),
@@ -94,21 +94,6 @@ def results_ui(result: evaluate.EvalResult) -> None:
             k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")
         },
     )
-    st.subheader("Most confident mistakes")
-    if not result.top_losses:
-        st.success("No mistakes on the test pictures.")
-    else:
-        st.caption(
-            "The pictures the model got wrong while being most sure of itself: often mislabelled pictures, "
-            "odd crops, or what the model has not learned yet."
-        )
-        cols = st.columns(6)
-        for i, item in enumerate(result.top_losses[:12]):
-            try:
-                thumb = load_resized(item["file"], (160, 160), "crop")
-            except (ImageError, OSError):
-                continue
-            cols[i % 6].image(thumb, caption=f"true {item['true']}, said {item['pred']} ({item['prob']:.0%})")
     csv = evaluate.eval_paths(rundir.run_dir(result.run_id), result.which, result.subset)[1]
     if csv.exists():
         st.download_button(
@@ -192,9 +177,13 @@ if picked is None:
     st.stop()
 run, which = picked
 result = scores_ui(run, which)
+split = marks.split_or_none(run["config"].get("split"))
 if result is not None:
     results_ui(result)
+    mistakes.mistakes_ui(result, split)
     report_button.report_ui(run, which, result)
 data_map.map_ui(run, which)
+if split is not None:
+    marks.pending_ui(split)
 predict_ui(run, which)
 export_ui(run, which)

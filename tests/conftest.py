@@ -228,9 +228,10 @@ def colors_model(colors, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def colors_run(colors, colors_model, workspace) -> str:
-    """Run 'run-1' over the saved split 'colors' with colors_model as best.keras."""
+def colors_run_in(
+    ws: Path, colors: Path, colors_model: Path, split: str = "colors", run_id: str = "run-1"
+) -> str:
+    """A run `run_id` over the colors folder saved as split `split` in `ws`, colors_model its best.keras."""
     import shutil
 
     from core.config import TrainConfig
@@ -238,9 +239,14 @@ def colors_run(colors, colors_model, workspace) -> str:
     from core.rundir import run_dir
     from core.runs import create_run
 
-    split = make_split(scan(colors), SplitSpec(method="given"), name="colors")
-    save_split(split, workspace=workspace)
-    config = TrainConfig(split="colors", image_size=COLORS_SIZE, epochs=1).to_dict()
-    run_id = create_run(config, workspace, run_id="run-1")
-    shutil.copy2(colors_model, run_dir(run_id, workspace) / "best.keras")
+    save_split(make_split(scan(colors), SplitSpec(method="given"), name=split), workspace=ws)
+    config = TrainConfig(split=split, image_size=COLORS_SIZE, epochs=1).to_dict()
+    run_id = create_run(config, ws, run_id=run_id)
+    shutil.copy2(colors_model, run_dir(run_id, ws) / "best.keras")
     return run_id
+
+
+@pytest.fixture
+def colors_run(colors, colors_model, workspace) -> str:
+    """Run 'run-1' over the saved split 'colors' with colors_model as best.keras."""
+    return colors_run_in(workspace, colors, colors_model)

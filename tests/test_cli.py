@@ -323,3 +323,46 @@ def test_the_parser_offers_exactly_the_values_core_allows():
     from core.modelfile import MODEL_CHOICES
 
     assert choices("predict") == {"which": list(MODEL_CHOICES)}
+
+
+def test_clean_saves_a_new_split_version_and_refuses_bad_marks(tmp_path, workspace):
+    from core import data
+    from core.data import cleaning
+
+    root = make_class_folders(tmp_path / "d", {"x": 5, "y": 5}, size=(16, 16))
+    split = data.make_split(data.scan(root), data.SplitSpec("counts", 3, 1, 1), name="s")
+    data.save_split(split, workspace=workspace)
+    original = data.split_path("s", workspace).read_bytes()
+    wrong, odd = split.files("test")  # x_..., y_...
+    ok = run_cli(
+        "data",
+        "clean",
+        "s",
+        "--relabel",
+        f"{wrong}:y",
+        "--drop",
+        odd,
+        "--name",
+        "s-fixed",
+        workspace=workspace,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "saved split 's-fixed' (cleaned from s: 1 relabelled, 1 left out)" in ok.stdout
+    assert f"{wrong} (test): x → y" in ok.stdout and f"{odd} (test): left out" in ok.stdout
+    new = data.load_split("s-fixed", workspace)
+    assert new.subsets["test"] == [(wrong, 1)] and new.table()["train"] == split.table()["train"]
+    assert data.split_path("s", workspace).read_bytes() == original
+    assert cleaning.read_record("s-fixed", workspace).derived_from == "s"
+
+    for args, message in [
+        (("--relabel", f"{wrong}:z", "--name", "n"), "split 's' has no class 'z'"),
+        (("--drop", "x/missing.png", "--name", "n"), "'x/missing.png' is not a picture of split 's'"),
+        (("--relabel", wrong, "--name", "n"), "--relabel takes FILE:CLASS"),
+        (("--drop", odd, "--name", "s-fixed"), "a split named 's-fixed' already exists"),
+        (("--name", "n"), "there are no marks to save"),
+    ]:
+        result = run_cli("data", "clean", "s", *args, workspace=workspace)
+        assert result.returncode == 2, (args, result.stdout)
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert data.list_splits(workspace) == ["s", "s-fixed"]

@@ -259,3 +259,28 @@ def test_most_confused_from_predictions():
     pairs = metrics.most_confused(cm, list("abcd"))
     assert sum(n for _, _, n in pairs) == int((probs.argmax(axis=1) != y).sum())
     assert [n for _, _, n in pairs] == sorted((n for _, _, n in pairs), reverse=True)
+
+
+def test_most_confused_pairs_most_first():
+    cm = [[5, 2, 0], [3, 4, 1], [0, 3, 6]]
+    classes = ["cat", "dog", "fox"]
+    assert metrics.most_confused(cm, classes) == [
+        ("dog", "cat", 3),
+        ("fox", "dog", 3),  # ties keep the matrix's order: row dog before row fox
+        ("cat", "dog", 2),
+        ("dog", "fox", 1),
+    ]
+    assert metrics.most_confused(cm, classes, min_count=3) == [("dog", "cat", 3), ("fox", "dog", 3)]
+    assert metrics.most_confused(np.eye(3, dtype=int), classes) == []  # no mistakes, no pairs
+    assert metrics.most_confused(CM, ["a", "b", "c"], min_count=0)[0] == ("a", "b", 1)  # zeros never listed
+    assert len(metrics.most_confused(CM, ["a", "b", "c"], min_count=0)) == 3
+    with pytest.raises(ValueError):
+        metrics.most_confused(cm, ["cat", "dog"])
+
+
+def test_pair_mistakes_most_sure_first():
+    y = [0, 0, 0, 1, 0]
+    probs = [[0.3, 0.7], [0.1, 0.9], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]]
+    assert metrics.pair_mistakes(y, probs, 0, 1, 10) == [1, 0, 4]  # equal sureness: by index
+    assert metrics.pair_mistakes(y, probs, 0, 1, 1) == [1]
+    assert metrics.pair_mistakes(y, probs, 1, 0, 10) == []

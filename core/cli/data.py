@@ -1,4 +1,4 @@
-"""python -m core data {scan,get,split,dupes,materialize,list}: image folders and saved splits."""
+"""python -m core data {scan,get,split,dupes,clean,materialize,list}: image folders and saved splits."""
 
 from __future__ import annotations
 
@@ -195,6 +195,43 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_clean(args: argparse.Namespace) -> int:
+    from core.data import load_split
+    from core.data.cleaning import Mark, read_record, save_cleaned
+
+    marks = [Mark(file, "drop") for file in args.drop]
+    for item in args.relabel:
+        file, sep, to = item.rpartition(":")
+        if not sep or not file or not to:
+            raise DataError(f"--relabel takes FILE:CLASS, not {item!r}")
+        marks.append(Mark(file, "relabel", to))
+    path = save_cleaned(args.split, marks, args.name, args.workspace)
+    record, split = read_record(args.name, args.workspace), load_split(args.name, args.workspace)
+    print(f"saved split '{split.name}' (cleaned from {args.split}: {record.summary()}) to {path}")
+    for line in record.lines():
+        print(f"  {line}")
+    for subset, counts in split.table().items():
+        print(f"  {subset:<6} " + "  ".join(f"{c} {n}" for c, n in counts.items()))
+    return 0
+
+
+def add_clean(dsub: argparse._SubParsersAction) -> None:
+    p = dsub.add_parser(
+        "clean", help="save a split with pictures relabelled or left out as a new split (the original stays)"
+    )
+    p.add_argument("split", help="the saved split to start from")
+    p.add_argument(
+        "--relabel",
+        action="append",
+        default=[],
+        metavar="FILE:CLASS",
+        help="FILE really is CLASS (repeatable)",
+    )
+    p.add_argument("--drop", action="append", default=[], metavar="FILE", help="leave FILE out (repeatable)")
+    p.add_argument("--name", required=True, help="the new split's name")
+    p.set_defaults(func=cmd_data_clean)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="scan, split and lay out image folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -241,3 +278,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_data_materialize)
     p = dsub.add_parser("list", help="list saved splits")
     p.set_defaults(func=cmd_data_list)
+    add_clean(dsub)

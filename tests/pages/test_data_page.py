@@ -174,3 +174,27 @@ def test_copies_report_shows_leaks_side_by_side_and_saving_leaves_later_copies_o
     saved = data.load_split("clean")
     assert len(saved.files("train")) == 10 and len(saved.files("val")) == 4 and len(saved.files("test")) == 5
     assert "val/cat/resized.jpg" not in saved.files("val") and "test/dog/twin_a.jpg" in saved.files("test")
+
+
+def test_a_cleaned_split_shows_what_it_changed(workspace, class_folders):
+    from core.data import cleaning
+
+    split = data.make_split(data.scan(class_folders), data.SplitSpec("counts", 6, 2, 2), name="orig")
+    data.save_split(split, workspace=workspace)
+    relabelled, dropped = split.files("test")[0], split.files("val")[0]
+    marks = [cleaning.Mark(relabelled, "relabel", "b"), cleaning.Mark(dropped, "drop")]
+    cleaning.save_cleaned("orig", marks, "orig-clean-1", workspace)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["source"] = "Folder on this computer"  # no demo needed
+    at.session_state["folder_path"] = str(class_folders)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(e.label == "Cleaned split versions (1)" for e in at.expander)
+    picker = at.selectbox(key="data_cleaned")
+    assert picker.options == ["orig-clean-1 (cleaned from orig: 1 relabelled, 1 left out)"]
+    changes = next(d.value for d in at.dataframe if "change" in d.value.columns)
+    assert changes.to_dict("records") == [
+        {"picture": relabelled, "set": "test", "labelled": "a", "change": "relabel as b"},
+        {"picture": dropped, "set": "validation", "labelled": "a", "change": "leave out"},
+    ]
+    assert "Made from split 'orig'" in _texts(at)

@@ -167,3 +167,67 @@ def test_a_broken_export_is_not_offered(trained_run, monkeypatch):
     assert not at.exception, at.exception
     assert any("SavedModel does not behave like the model, so it was not kept" in e.value for e in at.error)
     assert not at.get("download_button")
+
+
+RED_ODD, BLUE_ODD = "test/red/red_odd.png", "test/blue/blue_odd.png"  # see tests/conftest.colors
+
+
+def test_mark_two_mistakes_and_save_a_cleaned_split(colors_run, workspace, colors):
+    from core import data, marks
+    from core.data import cleaning
+
+    original = data.split_path("colors", workspace).read_bytes()
+    at = open_page("evaluate.py")
+    at.button(key="eval_go").click().run()
+    assert not at.exception, at.exception
+    confused = at.dataframe(key="eval_confused").value  # the most-confused pairs, most first
+    assert confused["pictures"].sum() == int({m.label: m.value for m in at.metric}["Wrong"])
+    assert list(confused["pictures"]) == sorted(confused["pictures"], reverse=True)
+    assert {("red", "blue"), ("blue", "red")} <= set(zip(confused["labelled"], confused["model says"]))
+    red_key, blue_key = (f"mark:mistakes:colors:{f}" for f in (RED_ODD, BLUE_ODD))
+    assert at.selectbox(key=red_key).options == ["Keep", "Label is wrong → blue", "Leave out"]
+    assert at.selectbox(key=red_key).value == "Keep"
+    at.selectbox(key=red_key).set_value("Label is wrong → blue").run()
+    at.selectbox(key=blue_key).set_value("Leave out").run()
+    assert not at.exception, at.exception
+    assert set(marks.pending("colors", workspace)) == {RED_ODD, BLUE_ODD}  # on disk at once
+    table = next(d.value for d in at.dataframe if "picture" in d.value.columns)  # the marked pictures
+    assert table.to_dict("records") == [
+        {"picture": RED_ODD, "set": "test", "labelled": "red", "change": "relabel as blue"},
+        {"picture": BLUE_ODD, "set": "test", "labelled": "blue", "change": "leave out"},
+    ]
+
+    again = open_page("evaluate.py")  # a reload keeps the marks
+    assert again.selectbox(key=red_key).value == "Label is wrong → blue"
+    assert again.selectbox(key=blue_key).value == "Leave out"
+    assert again.text_input(key="marks_name:colors:0").value == "colors-clean-1"
+    again.button(key="marks_save").click().run()
+    assert not again.exception, again.exception
+    assert any("Saved split 'colors-clean-1' (1 relabelled, 1 left out)" in s.value for s in again.success)
+    assert again.selectbox(key=red_key).value == "Keep"  # the marks went into the new version
+    assert marks.pending("colors", workspace) == {}
+    assert data.split_path("colors", workspace).read_bytes() == original
+    new = data.load_split("colors-clean-1", workspace)
+    assert BLUE_ODD not in new.all_files()
+    assert (RED_ODD, new.classes.index("blue")) in new.subsets["test"]
+    assert len(new.all_files()) == len(data.load_split("colors", workspace).all_files()) - 1
+    assert cleaning.read_record("colors-clean-1", workspace).derived_from == "colors"
+
+    train = open_page("train.py")
+    assert (
+        "colors-clean-1 (cleaned from colors: 1 relabelled, 1 left out)"
+        in train.selectbox(key="train_split").options
+    )
+
+
+def test_picking_a_confused_pair_shows_only_its_pictures(colors_run, workspace):
+    at = open_page("evaluate.py")
+    at.button(key="eval_go").click().run()
+    table = at.dataframe(key="eval_confused").value
+    row = table.index[(table["labelled"] == "red") & (table["model says"] == "blue")][0]
+    at.session_state["eval_confused"] = {"selection": {"rows": [int(row)], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert captions and all(c.startswith("labelled red, model says blue") for c in captions)
+    assert len(captions) == int(table.loc[row, "pictures"])
