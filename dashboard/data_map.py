@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import charts, embedding, tryit
+from core import charts, data, embedding, tryit
 from core.data import DataError, load_split
 from core.images import ImageError
-from dashboard import ui
+from dashboard import marks, ui
 
 OPEN_KEY = "map_open"
 SUBSETS = {"test": "Test pictures", "all": "Every picture of the split"}
@@ -91,8 +91,11 @@ def _clicked(event) -> int | None:
     return None
 
 
-def picture_ui(found: embedding.EmbeddingMap, i: int, run: dict, which: str) -> None:
-    """Picture i of the map beside its Grad-CAM overlay, with the truth and the model's answer."""
+def picture_ui(
+    found: embedding.EmbeddingMap, i: int, run: dict, which: str, split: data.Split | None = None
+) -> None:
+    """Picture i of the map beside its Grad-CAM overlay, with the truth and the model's answer;
+    with the run's saved split, its mark (wrong label / leave out) for a cleaned version."""
     true, pred = found.classes[found.labels[i]], found.classes[found.predicted[i]]
     prob = found.probs[i, found.predicted[i]]
     name = Path(found.paths[i]).name
@@ -111,10 +114,13 @@ def picture_ui(found: embedding.EmbeddingMap, i: int, run: dict, which: str) -> 
     left, right = st.columns(2)
     left.image(answer.picture, caption="The picture as the model sees it")
     right.image(answer.overlay, caption=f"Where the network looked to say '{answer.label}': warm colours")
+    if split is not None:
+        marks.mark_widget(split, found.paths[i], key=f"map_mark_{found.paths[i]}")
 
 
-def map_ui(run: dict, which: str) -> None:
-    """The expander "Map of what the network sees" for one run and model file."""
+def map_ui(run: dict, which: str, split: data.Split | None = None) -> None:
+    """The expander "Map of what the network sees" for one run and model file (`split`: the run's
+    saved split, to mark pictures in)."""
     # A keyed expander that tracks its state: it stays open when the page above it changes (scores
     # appear after the map scored the model), and nothing is read or computed while it is closed.
     box = st.expander(
@@ -150,4 +156,4 @@ def map_ui(run: dict, which: str) -> None:
         )
         i = _clicked(event)
         if i is not None and 0 <= i < len(found.paths):
-            picture_ui(found, i, run, which)
+            picture_ui(found, i, run, which, split)

@@ -11,10 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from core import data, dupes
-from dashboard import ui
+from dashboard import marks, ui
 
 SHOWN = 8  # pairs and groups shown as pictures; the table lists them all
 THUMB = 128
+PER_ROW = 6  # pictures per row when each has its mark under it
 SUBSET_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
@@ -35,11 +36,22 @@ def caption(p: dupes.Picture, classes: list[str]) -> str:
     return f"{SUBSET_NAMES[p.subset]} · {classes[p.label]} · {p.path}"
 
 
-def pictures_row(root: str, pictures: list[dupes.Picture], classes: list[str]) -> None:
-    """The pictures side by side, each captioned with its subset, class and file."""
+def pictures_row(
+    root: str, pictures: list[dupes.Picture], classes: list[str], saved: data.Split | None, where: str
+) -> None:
+    """The pictures side by side, each captioned with its subset, class and file; with a saved
+    split, each with its mark (wrong label / leave out) for a cleaned version."""
     images = ui.pictures(root, tuple(p.path for p in pictures), THUMB)
-    if len(images) == len(pictures):  # an unreadable file would shift the captions
+    if len(images) != len(pictures):  # an unreadable file would shift the captions
+        return
+    if saved is None:
         st.image(images, caption=[caption(p, classes) for p in pictures], width=THUMB)
+        return
+    cols = st.columns(min(len(pictures), PER_ROW))
+    for i, (image, p) in enumerate(zip(images, pictures)):
+        with cols[i % len(cols)]:
+            st.image(image, caption=caption(p, classes), width=THUMB)
+            marks.mark_widget(saved, p.path, key=f"dupes_mark_{where}_{p.path}")
 
 
 def copies_table(report: dupes.DupesReport) -> pd.DataFrame:
@@ -66,7 +78,7 @@ def copies_table(report: dupes.DupesReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_report(report: dupes.DupesReport, root: str) -> None:
+def show_report(report: dupes.DupesReport, root: str, saved: data.Split | None) -> None:
     leaks, conflicts = report.leaks(), report.label_conflicts()
     inside = {s: report.within(s) for s in report.checked}
     a, b, c, d = st.columns(4)
@@ -90,7 +102,7 @@ def show_report(report: dupes.DupesReport, root: str) -> None:
             f"{len(leaks)} validation or test pictures are copies of pictures used earlier. The model "
             "has seen them, so its score on them says little: leave them out when you save the split."
         )
-        for leak in leaks[:SHOWN]:
+        for n, leak in enumerate(leaks[:SHOWN]):
             flag = (
                 " The classes differ: one of the two is probably filed in the wrong class."
                 * leak.labels_differ
@@ -99,15 +111,15 @@ def show_report(report: dupes.DupesReport, root: str) -> None:
                 f"**{SUBSET_NAMES[leak.picture.subset].capitalize()}** `{leak.picture.path}` and "
                 f"**{SUBSET_NAMES[leak.original.subset]}** `{leak.original.path}`: {match_words(leak)}.{flag}"
             )
-            pictures_row(root, [leak.picture, leak.original], report.classes)
+            pictures_row(root, [leak.picture, leak.original], report.classes, saved, f"leak{n}")
     for subset, groups in inside.items():
         if groups:
             some = f"{len(groups)} group{'s' * (len(groups) > 1)}"
             with st.expander(f"{some} of copies inside the {SUBSET_NAMES[subset]} set"):
-                for g in groups[:SHOWN]:
+                for n, g in enumerate(groups[:SHOWN]):
                     if g.labels_differ:
                         st.caption("Filed under different classes: one of them is probably wrong.")
-                    pictures_row(root, g.pictures, report.classes)
+                    pictures_row(root, g.pictures, report.classes, saved, f"{subset}{n}")
     with st.expander("Every copy as a table"):
         st.dataframe(copies_table(report), hide_index=True, key="dupes_table")
 
@@ -143,7 +155,15 @@ def dupes_ui(split: data.Split) -> data.Split:
             "at that size) and compares them all: a few seconds per thousand pictures."
         )
         return split
-    show_report(report, split.dataset_root)
+    saved = data.saved_twin(split)
+    show_report(report, split.dataset_root, saved)
+    if saved is not None:
+        marks.pending_ui(saved)
+    elif report.leaks() or report.label_conflicts():
+        st.caption(
+            "Save the split to mark copies with a wrong label or to leave them out: the marks "
+            "make a cleaned version of it, and your files stay as they are."
+        )
     drop = report.to_drop()
     if not drop:
         return split

@@ -108,7 +108,11 @@ def save_ui(split: data.Split) -> None:
     if button_col.button("Save split", key="save_split", type="primary", icon=":material/save:"):
         with ui.writing("save the split"):
             path = data.save_split(split, name=name)
-            st.success(f"Saved split '{path.stem}'. The Train page can use it now.")
+            # Drawn again from the top, so the copies report above offers its marks for this split.
+            st.session_state["split_saved"] = f"Saved split '{path.stem}'. The Train page can use it now."
+            st.rerun()
+    if "split_saved" in st.session_state:
+        st.success(st.session_state.pop("split_saved"))
 
 
 def prepare_ui(split: data.Split) -> None:

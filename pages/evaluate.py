@@ -182,7 +182,7 @@ if result is not None:
     results_ui(result)
     mistakes.mistakes_ui(result, split)
     report_button.report_ui(run, which, result)
-data_map.map_ui(run, which)
+data_map.map_ui(run, which, split)
 if split is not None:
     marks.pending_ui(split)
 predict_ui(run, which)

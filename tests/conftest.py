@@ -229,9 +229,10 @@ def colors_model(colors, tmp_path_factory) -> Path:
 
 
 def colors_run_in(
-    ws: Path, colors: Path, colors_model: Path, split: str = "colors", run_id: str = "run-1"
+    ws: Path, colors: Path, colors_model: Path, split: str = "colors", run_id: str | None = "run-1"
 ) -> str:
-    """A run `run_id` over the colors folder saved as split `split` in `ws`, colors_model its best.keras."""
+    """A run `run_id` (None: a new dated id) over the colors folder saved as split `split` in `ws`,
+    colors_model its best.keras."""
     import shutil
 
     from core.config import TrainConfig

@@ -11,7 +11,7 @@ from core.data.scanning import (
     scan,
 )
 from core.data.splits import SUBSETS, Split, SplitSpec, drop_files, make_split, materialize
-from core.data.store import delete_split, list_splits, load_split, save_split, split_path
+from core.data.store import delete_split, list_splits, load_split, save_split, saved_twin, split_path
 from core.errors import DataError
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "make_split",
     "materialize",
     "save_split",
+    "saved_twin",
     "scan",
     "split_path",
 ]

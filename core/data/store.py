@@ -41,5 +41,23 @@ def list_splits(workspace: str | os.PathLike | None = None) -> list[str]:
     return sorted(p.stem for p in subdir("splits", workspace).glob("*.json"))
 
 
+def saved_twin(split: Split, workspace: str | os.PathLike | None = None) -> Split | None:
+    """The saved split holding exactly `split`'s pictures, labels and subsets (the one whose
+    pictures can be marked for cleaning), or None when it was not saved."""
+
+    def content(s: Split) -> tuple:
+        return s.dataset_root, list(s.classes), {k: [tuple(x) for x in v] for k, v in s.subsets.items()}
+
+    wanted = content(split)
+    for name in list_splits(workspace):
+        try:
+            saved = load_split(name, workspace)
+        except DataError:
+            continue
+        if content(saved) == wanted:
+            return saved
+    return None
+
+
 def delete_split(name: str, workspace: str | os.PathLike | None = None) -> None:
     split_path(name, workspace).unlink(missing_ok=True)

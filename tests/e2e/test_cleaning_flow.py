@@ -13,7 +13,7 @@ from core.data import cleaning
 from tests.conftest import colors_run_in
 from tests.e2e.conftest import screenshot, wait_idle
 
-SPLIT, RUN = "e2e-colors", "e2e-clean-run"
+SPLIT = "e2e-colors"
 RED_ODD, BLUE_ODD = "test/red/red_odd.png", "test/blue/blue_odd.png"  # see tests/conftest.colors
 
 
@@ -43,7 +43,7 @@ def choose(page, label: str, option: str, done=lambda: True) -> None:
 def test_mark_two_mistakes_save_and_train_on_the_cleaned_split(
     app_server, e2e_workspace, page, colors, colors_model
 ):
-    run_id = colors_run_in(e2e_workspace, colors, colors_model, SPLIT, RUN)
+    run_id = colors_run_in(e2e_workspace, colors, colors_model, SPLIT, None)  # a dated id: sorts by time
     original = data.split_path(SPLIT, e2e_workspace).read_bytes()
 
     page.goto(f"{app_server}/evaluate")

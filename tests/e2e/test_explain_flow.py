@@ -13,6 +13,9 @@ from tests.e2e.conftest import screenshot, wait_idle
 def test_upload_overlay_change_layer_download(app_server, e2e_workspace, quick_demo_run, page, tmp_path):
     picture = next((demo.ensure_demo(e2e_workspace) / "star").iterdir())
     page.goto(f"{app_server}/explain")
+    page.get_by_label("Run", exact=True).first.click()  # other flows may have made newer runs
+    page.get_by_role("option", name=re.compile(re.escape(quick_demo_run))).click()
+    wait_idle(page)
     expect(page.get_by_role("heading", name="Explain", exact=True)).to_be_visible()
     page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(picture))
     expect(page.get_by_text("the network says")).to_be_visible(timeout=120_000)

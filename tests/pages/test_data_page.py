@@ -198,3 +198,32 @@ def test_a_cleaned_split_shows_what_it_changed(workspace, class_folders):
         {"picture": dropped, "set": "validation", "labelled": "a", "change": "leave out"},
     ]
     assert "Made from split 'orig'" in _texts(at)
+
+
+def mark_keys(app) -> list[str]:
+    return [str(s.key) for s in app.selectbox if str(s.key).startswith("dupes_mark_")]
+
+
+def test_copies_of_a_saved_split_can_be_marked_for_a_cleaned_version(app, tmp_path, workspace):
+    from core import marks as pending_marks
+    from tests.test_dupes import folder_with_copies
+
+    root = folder_with_copies(tmp_path / "pets")
+    app.radio(key="source").set_value("Folder on this computer").run()
+    app.text_input(key="folder_path").set_value(str(root)).run()
+    app.radio(key="split_method").set_value("given").run()
+    app.button(key="dupes_go").click().run()
+    assert "Save the split to mark copies" in _texts(app)  # not saved yet: nothing to mark in
+    assert not mark_keys(app)
+
+    app.text_input(key="split_name").set_value("pets")
+    app.button(key="save_split").click().run()
+    assert not app.exception, app.exception
+    assert "Save the split to mark copies" not in _texts(app)
+    assert len(mark_keys(app)) >= 2 * 3  # both pictures of every leak shown
+    app.selectbox(key=next(k for k in mark_keys(app) if k.endswith("_val/cat/resized.jpg"))).set_value(
+        "Leave out"
+    ).run()
+    assert not app.exception, app.exception
+    assert pending_marks.pending("pets")["val/cat/resized.jpg"].action == "drop"
+    assert any(b.key == "marks_save" for b in app.button)  # saving them is Evaluate's panel, tested there

@@ -126,6 +126,14 @@ def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatc
     captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
     assert any("Where the network looked" in c for c in captions)
 
+    # The clicked picture can be marked for the cleaning loop, like Evaluate's mistakes.
+    from core import marks as pending_marks
+
+    at.selectbox(key=f"map_mark_{found.paths[i]}").set_value("Leave out").run()
+    assert not at.exception, at.exception
+    assert list(pending_marks.pending("shapes")) == [found.paths[i]]
+    assert pending_marks.pending("shapes")[found.paths[i]].action == "drop"
+
     # A second visit reads the stored map: nothing is computed again.
     def must_not_run(*args, **kwargs):
         raise AssertionError("the map was computed again")
