@@ -1,8 +1,10 @@
-"""Every Plotly figure of the app: training curves (raw faint, smoothed bold), comparisons, class
-probabilities, the learning-rate sweep, confusion matrix, ROC curves and the embedding map."""
+"""Every figure of the app: the Plotly ones (training curves (raw faint, smoothed bold), comparisons,
+class probabilities, the learning-rate sweep, confusion matrix, ROC curves) and the embedding map, a
+Vega-Lite chart (Altair) so its hover can show each picture."""
 
 from __future__ import annotations
 
+import altair as alt
 import numpy as np
 import plotly.graph_objects as go
 
@@ -257,59 +259,80 @@ def answer_bars(probs: dict[str, float], large: bool = False) -> go.Figure:
     return fig
 
 
+# A filled x (Vega's "cross" is a plus), in Vega's unit symbol coordinates.
+X_SHAPE = "M-1,-0.6L-0.6,-1L0,-0.4L0.6,-1L1,-0.6L0.4,0L1,0.6L0.6,1L0,0.4L-0.6,1L-1,0.6L-0.4,0Z"
+MAP_SELECTION = "picked"  # the map's click selection: [{"index": i}] of the clicked point
+
+
 def embedding_map(
-    xy: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: list[str], names: list[str]
-) -> go.Figure:
-    """The map of what the network sees: one point per picture at its (N, 2) t-SNE position xy,
-    coloured by true class (PALETTE, in classes' order), a circle when the prediction (argmax of
-    probs (N, C)) is right and an x when wrong; the hover says the file name, the truth and the
-    answer. Each point's customdata is its index in xy, so a selection maps back to pictures."""
+    xy: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    names: list[str],
+    thumbs: list[str] | None = None,
+) -> alt.Chart:
+    """The map of what the network sees (a Vega-Lite chart, since Plotly's hover cannot show
+    pictures): one point per picture at its (N, 2) t-SNE position xy, coloured by true class
+    (PALETTE, in classes' order), a circle when the prediction (argmax of probs (N, C)) is right
+    and an x when wrong. The hover shows the picture's thumbnail (thumbs: data URIs, one per point;
+    vega-tooltip draws the field `image`), file name, truth and answer. A click selects one point:
+    the selection MAP_SELECTION holds its `index` in xy."""
+    import pandas as pd
+
     predicted = probs.argmax(axis=1)
-    fig = go.Figure()
-    for k, name in enumerate(classes):
-        color = PALETTE[k % len(PALETTE)]
-        for right in (True, False):
-            idx = np.flatnonzero((labels == k) & ((predicted == labels) == right))
-            if not len(idx):
-                continue
-            opacity = 0.75 if right else 1.0
-            text = [
-                f"<b>{names[i]}</b><br>really: {name}<br>the model says: {classes[predicted[i]]} "
-                f"({probs[i, predicted[i]]:.0%})"
-                for i in idx
-            ]
-            fig.add_trace(
-                go.Scatter(
-                    x=xy[idx, 0],
-                    y=xy[idx, 1],
-                    mode="markers",
-                    name=f"{name}: {'right' if right else 'wrong'}",
-                    legendgroup=name,
-                    customdata=idx,
-                    text=text,
-                    hovertemplate="%{text}<extra></extra>",
-                    marker=dict(
-                        color=color,
-                        symbol="circle" if right else "x",
-                        size=7 if right else 10,
-                        opacity=opacity,
-                        line=dict(width=0.5 if right else 1, color="white" if right else "#212529"),
-                    ),
-                    # A clicked point grows; the others keep their look (Plotly would fade them).
-                    selected=dict(marker=dict(size=18, opacity=1.0)),
-                    unselected=dict(marker=dict(opacity=opacity)),
-                )
-            )
-    fig.update_layout(
-        title="Map of what the network sees",
-        height=560,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(visible=False),
-        yaxis=dict(visible=False),  # t-SNE's axes mean nothing: no scale, no equal aspect
-        legend=dict(orientation="h", y=-0.05),
-        hovermode="closest",
-        clickmode="event+select",
-        dragmode="pan",
-        plot_bgcolor="#f8f9fa",
+    right = predicted == labels
+    n = len(xy)
+    df = pd.DataFrame(
+        {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "index": np.arange(n),
+            "file": list(names),
+            "truth": [classes[k] for k in labels],
+            "outcome": np.where(right, "right", "wrong"),
+            "answer": [f"{classes[predicted[i]]} ({probs[i, predicted[i]]:.0%})" for i in range(n)],
+        }
     )
-    return fig
+    if thumbs is not None and len(thumbs) == n:
+        df["image"] = list(thumbs)
+    picked = alt.selection_point(name=MAP_SELECTION, fields=["index"], on="click", toggle=False)
+    view = alt.selection_interval(name="view", bind="scales")  # pan and zoom
+    tooltip = alt.ExprRef(
+        "{title: datum.file, image: datum.image, 'really': datum.truth, 'the model says': datum.answer}"
+    )
+    hidden = alt.Axis(title=None, labels=False, ticks=False, domain=False, grid=False)
+    return (
+        alt.Chart(df, title="Map of what the network sees", height=560)
+        .mark_point(filled=True, tooltip=tooltip)
+        .encode(
+            # t-SNE's axes mean nothing: no scale, no equal aspect
+            x=alt.X("x:Q", axis=hidden, scale=alt.Scale(zero=False)),
+            y=alt.Y("y:Q", axis=hidden, scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "truth:N",
+                title="Really",
+                scale=alt.Scale(
+                    domain=list(classes), range=[PALETTE[k % len(PALETTE)] for k in range(len(classes))]
+                ),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            shape=alt.Shape(
+                "outcome:N",
+                title="The model is",
+                scale=alt.Scale(domain=["right", "wrong"], range=["circle", X_SHAPE]),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            # the clicked point grows; crosses are a little bigger than circles, to be seen
+            size=alt.SizeValue(
+                50,
+                condition=[
+                    {"param": MAP_SELECTION, "empty": False, "value": 300},
+                    {"test": "datum.outcome == 'wrong'", "value": 90},
+                ],
+            ),
+            opacity=alt.condition("datum.outcome == 'right'", alt.value(0.75), alt.value(1.0)),
+        )
+        .add_params(picked, view)
+        .configure_view(fill="#f8f9fa", stroke=None)
+    )

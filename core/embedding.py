@@ -20,9 +20,11 @@ import numpy as np
 
 from core import evaluate
 from core.fileio import atomic_write_json, read_json
+from core.images import thumbnail_uri
 from core.rundir import run_dir
 
-MAP_VERSION = 1
+MAP_VERSION = 2  # 2: thumbnails
+THUMB_SIZE = 64  # px, the longer side of a hover thumbnail
 SUBSETS = {"test": ("test",), "all": ("train", "val", "test")}
 PCA_DIMS = 50  # t-SNE's authors' advice: reduce to ~50 dimensions first (faster, less noise)
 PERPLEXITY = 30.0
@@ -43,7 +45,8 @@ class EmbeddingMap:
 
     xy: (N, 2) float64 t-SNE coordinates. paths (relative to dataset_root), labels (N,) int and
     probs (N, C) float64 come from the evaluation, in its order. seconds: how long features and
-    layout took when computed (kept in the cache, so a cached map can still say it).
+    layout took when computed (kept in the cache, so a cached map can still say it). thumbs: one
+    small PNG data URI per picture (core.images.thumbnail_uri, as the model sees it), for the hover.
     """
 
     run_id: str
@@ -59,6 +62,7 @@ class EmbeddingMap:
     seconds: dict[str, float] = field(default_factory=dict)
     key: dict = field(default_factory=dict)
     cached: bool = False
+    thumbs: list[str] = field(default_factory=list)
 
     @property
     def predicted(self) -> np.ndarray:
@@ -87,6 +91,7 @@ class EmbeddingMap:
             "xy": [[float(v) for v in row] for row in self.xy],
             "feature_dims": self.feature_dims,
             "seconds": self.seconds,
+            "thumbs": self.thumbs,
         }
 
 
@@ -192,6 +197,7 @@ def cached_map(
             seconds=dict(d.get("seconds", {})),
             key=d["key"],
             cached=True,
+            thumbs=list(d.get("thumbs", [])),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -222,7 +228,7 @@ def embed_run(
     split = load_split(results[0].key["split"], workspace)
     size = (run.input_size, run.input_size)
     started = time.perf_counter()
-    parts, done, total = [], 0, sum(r.n for r in results)
+    parts, thumbs, done, total = [], [], 0, sum(r.n for r in results)
     for s, r in zip(subsets, results):
         # The same decoded arrays the evaluation fed the model (the cache keeps them on disk).
         arrays = cache.split_arrays(
@@ -239,6 +245,7 @@ def embed_run(
                 else None,
             )
         )
+        thumbs += [thumbnail_uri(image, THUMB_SIZE) for image in arrays.images]
         done += r.n
     feats = np.concatenate(parts)
     middle = time.perf_counter()
@@ -258,6 +265,7 @@ def embed_run(
         feature_dims=int(feats.shape[1]),
         seconds={"features": round(middle - started, 2), "layout": round(time.perf_counter() - middle, 2)},
         key=_key(results),
+        thumbs=thumbs,
     )
     atomic_write_json(
         map_path(run_dir(run_id, workspace), which, subset), result.to_json(), make_parents=False

@@ -416,6 +416,17 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
+    """(H, W, 3) uint8 RGB -> a small PNG data URI, `size` px on its longer side (map tooltips)."""
+    import base64
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    if scale != 1:
+        image = resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+
+
 def tile(images: np.ndarray, pad: int = 4, background: int = 255) -> np.ndarray:
     """Lay out images of shape (rows, cols, H, W, 3) as one (rows*(H+pad)-pad, cols*(W+pad)-pad, 3) mosaic."""
     rows, cols, h, w, c = images.shape

@@ -80,14 +80,14 @@ def _draw(run: dict, which: str, subset: str) -> embedding.EmbeddingMap | None:
 
 
 def _clicked(event) -> int | None:
-    """The map index (a point's customdata) of the point clicked last, from the chart's selection."""
-    points = event.get("selection", {}).get("points", []) if event else []
-    for point in reversed(points):
-        data = point.get("customdata")
-        if isinstance(data, list):
-            data = data[0] if data else None
-        if data is not None:
-            return int(data)
+    """The map index of the clicked point, from the chart's selection ({"picked": [{"index": i}]})."""
+    selection = event.get("selection", {}) if event else {}
+    for point in reversed(selection.get(charts.MAP_SELECTION) or []):
+        index = point.get("index") if isinstance(point, dict) else None
+        if isinstance(index, list):
+            index = index[0] if index else None
+        if index is not None:
+            return int(index)
     return None
 
 
@@ -144,15 +144,22 @@ def map_ui(run: dict, which: str, split: data.Split | None = None) -> None:
         took = sum(found.seconds.values())
         st.caption(
             f"{len(found.paths):,} pictures ({int((~found.right).sum()):,} wrong), drawn in {took:.0f} s. "
-            "Hover over a point for its file and answer; click it to see the picture."
+            "Hover over a point for its picture, file and answer; click it to see the picture larger "
+            "with where the network looked. Drag to move, scroll to zoom, double-click to reset."
         )
-        event = st.plotly_chart(
+        event = st.altair_chart(
             charts.embedding_map(
-                found.xy, found.labels, found.probs, found.classes, [Path(p).name for p in found.paths]
+                found.xy,
+                found.labels,
+                found.probs,
+                found.classes,
+                [Path(p).name for p in found.paths],
+                found.thumbs,
             ),
             key=chart_key(run["id"], which, subset),
             on_select="rerun",
-            selection_mode="points",
+            selection_mode=charts.MAP_SELECTION,
+            width="stretch",
         )
         i = _clicked(event)
         if i is not None and 0 <= i < len(found.paths):

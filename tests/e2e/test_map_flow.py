@@ -1,5 +1,5 @@
-"""End to end: on Evaluate, open the map of what the network sees, draw it, click a point and see the
-picture with its Grad-CAM overlay and the model's answer."""
+"""End to end: on Evaluate, open the map of what the network sees, draw it, hover a point and see its
+thumbnail, click it and see the picture with its Grad-CAM overlay and the model's answer."""
 
 from __future__ import annotations
 
@@ -18,16 +18,25 @@ def test_map_draws_and_a_click_opens_the_picture(app_server, quick_demo_run, pag
     page.get_by_text("Map of what the network sees").click()
     expect(page.get_by_text(re.compile(r"Drawing the map of 80 pictures takes about"))).to_be_visible()
     page.get_by_role("button", name="Draw the map").click()
-    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Map of what the network sees")
+    chart = page.get_by_test_id("stVegaLiteChart")
     expect(chart).to_be_visible(timeout=180_000)
     wait_idle(page)
     expect(page.get_by_text(re.compile(r"^80 pictures \(\d+ wrong\), drawn in \d+ s"))).to_be_visible()
-    points = chart.locator(".scatterlayer .points path")
-    expect(points).to_have_count(80)
     page.wait_for_timeout(1000)  # the chart settles its size after the first draw
-    crosses = chart.locator(".scatterlayer .points path[d*='L']")  # the x markers: wrong answers
-    box = (crosses if crosses.count() else points).first.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # The points are drawn on a canvas: sweep the mouse over the chart until vega-tooltip shows a
+    # point's thumbnail.
+    thumb = page.locator("#vg-tooltip-element.visible img")
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    at = _hover_a_point(page, box, thumb)
+    assert at is not None, "no point showed a thumbnail on hover"
+    expect(thumb).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelector('#vg-tooltip-element img')?.naturalWidth > 0", timeout=10_000
+    )
+    ARTIFACTS.mkdir(exist_ok=True)  # the chart with a hovered thumbnail, for the README
+    page.screenshot(path=str(ARTIFACTS / "evaluate-map-hover.png"), clip=box)
+    page.mouse.click(*at)
     overlay = page.get_by_test_id("stImage").filter(has_text="Where the network looked").locator("img")
     expect(overlay).to_be_visible(timeout=60_000)
     wait_idle(page)
@@ -40,3 +49,15 @@ def test_map_draws_and_a_click_opens_the_picture(app_server, quick_demo_run, pag
     page.set_viewport_size({"width": 1400, "height": 1800})
     wait_idle(page)
     page.locator(".st-key-map_open").screenshot(path=str(ARTIFACTS / "evaluate-map.png"))
+
+
+def _hover_a_point(page, box: dict, thumb, step: int = 6) -> tuple[float, float] | None:
+    """Move the mouse over the chart row by row from its middle; where a thumbnail shows, or None."""
+    rows = list(range(int(box["y"] + 30), int(box["y"] + box["height"] - 60), step))
+    middle = len(rows) // 2
+    for y in rows[middle:] + rows[:middle]:
+        for x in range(int(box["x"] + 10), int(box["x"] + box["width"] - 10), step):
+            page.mouse.move(x, y)
+            if thumb.count():
+                return x, y
+    return None

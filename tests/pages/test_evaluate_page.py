@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests import imagefiles
@@ -74,12 +75,15 @@ def test_the_run_report_is_offered_once_scored(trained_run):
     assert "MB)" in download.proto.label
 
 
-def _map_chart(at) -> dict | None:
-    """The map's figure spec (the chart whose traces are marker scatters), or None."""
-    for c in at.get("plotly_chart"):
+def _map_chart(at) -> tuple[dict, pd.DataFrame] | None:
+    """The map's Vega-Lite spec and its points (one row per picture), or None."""
+    import pyarrow as pa
+
+    for c in at.get("vega_lite_chart"):
         spec = json.loads(c.proto.spec)
-        if spec["data"] and spec["data"][0].get("mode") == "markers":
-            return spec
+        if spec.get("title") == "Map of what the network sees":
+            raw = c.proto.datasets[0].data.data if c.proto.datasets else c.proto.data.data
+            return spec, pa.ipc.open_stream(raw).read_pandas()
     return None
 
 
@@ -97,26 +101,19 @@ def test_map_is_drawn_once_and_a_click_shows_the_picture(trained_run, monkeypatc
     assert any("Drawing the map of 24 pictures takes about" in c.value for c in at.caption)
     at.button(key="map_go").click().run()
     assert not at.exception, at.exception
-    spec = _map_chart(at)
-    points = sorted(int(i) for trace in spec["data"] for i in plotly_values(trace["customdata"]))
-    assert points == list(range(24))  # every test picture once
-    names = {trace["name"] for trace in spec["data"]}
-    assert names <= {f"{c}: {w}" for c in split.classes for w in ("right", "wrong")}
-    assert {t["marker"]["symbol"] for t in spec["data"]} <= {"circle", "x"}
+    spec, points = _map_chart(at)
+    assert sorted(points["index"]) == list(range(24))  # every test picture once
+    assert set(points["truth"]) <= set(split.classes) and set(points["outcome"]) <= {"right", "wrong"}
+    assert spec["encoding"]["color"]["scale"]["domain"] == split.classes
+    assert "image" in spec["mark"]["tooltip"]["expr"]  # vega-tooltip draws the field `image`
+    assert all(uri.startswith("data:image/png;base64,") for uri in points["image"])
     assert any("24 pictures" in c.value and "drawn in" in c.value for c in at.caption)
 
     # A click on a point: its picture, where the network looked, the truth and the answer.
     found = embedding.cached_map(run_id)
     wrong = [i for i in range(24) if not found.right[i]] or [0]
     i = wrong[0]
-    at.session_state[chart_key(run_id, "best", "test")] = {
-        "selection": {
-            "points": [{"customdata": i, "x": 0.0, "y": 0.0}],
-            "point_indices": [i],
-            "box": [],
-            "lasso": [],
-        }
-    }
+    at.session_state[chart_key(run_id, "best", "test")] = {"selection": {"picked": [{"index": i}]}}
     at.run()
     assert not at.exception, at.exception
     said = found.classes[found.predicted[i]]
