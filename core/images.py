@@ -416,15 +416,20 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
-    """(H, W, 3) uint8 RGB -> a small PNG data URI, `size` px on its longer side (map tooltips)."""
+def png_data_uri(image: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB -> a PNG data URI, for pages that must carry their pictures inside."""
     import base64
 
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+
+
+def thumbnail_uri(image: np.ndarray, size: int = 64) -> str:
+    """(H, W, 3) uint8 RGB -> a small PNG data URI, `size` px on its longer side (map tooltips)."""
     h, w = image.shape[:2]
     scale = size / max(h, w)
     if scale != 1:
         image = resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+    return png_data_uri(image)
 
 
 def tile(images: np.ndarray, pad: int = 4, background: int = 255) -> np.ndarray:

@@ -9,7 +9,6 @@ class and file names) is escaped; Plotly escapes what it puts in its JSON.
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 import time
@@ -20,7 +19,7 @@ import numpy as np
 from core import charts, curves, evaluate, explain, modelfile, report_text, runs
 from core.errors import DataError
 from core.fileio import atomic_write_text
-from core.images import ImageError, encode_png, load_resized
+from core.images import ImageError, load_resized, png_data_uri
 from core.rundir import RunError, read_config, run_dir
 
 MAX_MISTAKES = 12
@@ -65,9 +64,8 @@ def _figure(fig) -> str:
 
 def _image(picture: np.ndarray, alt: str) -> str:
     """An (H, W, 3) uint8 picture as an <img> with a PNG data URI."""
-    data = base64.b64encode(encode_png(picture)).decode("ascii")
     h, w = picture.shape[:2]
-    return f'<img src="data:image/png;base64,{data}" width="{w}" height="{h}" alt="{_text(alt)}">'
+    return f'<img src="{png_data_uri(picture)}" width="{w}" height="{h}" alt="{_text(alt)}">'
 
 
 def _numbers(items: list[tuple[str, str]]) -> str:
