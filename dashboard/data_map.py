@@ -12,7 +12,6 @@ from pathlib import Path
 import streamlit as st
 
 from core import charts, data, embedding, tryit
-from core.data import DataError, load_split
 from core.images import ImageError
 from dashboard import marks, ui
 
@@ -38,18 +37,10 @@ def chart_key(run_id: str, which: str, subset: str) -> str:
     return f"map_chart_{run_id}_{which}_{subset}"
 
 
-def _picture_count(run: dict, subset: str) -> int | None:
-    try:
-        split = load_split(run["config"]["split"])
-    except (DataError, OSError, KeyError, ValueError):
-        return None
-    return sum(len(split.subsets.get(s, [])) for s in embedding.SUBSETS[subset])
-
-
-def _draw(run: dict, which: str, subset: str) -> embedding.EmbeddingMap | None:
+def _draw(run: dict, which: str, subset: str, split: data.Split | None) -> embedding.EmbeddingMap | None:
     """The compute button and its progress; the new map, or None (not asked, or a sentence shown)."""
-    count = _picture_count(run, subset)
-    if count is not None:
+    if split is not None:
+        count = sum(len(split.subsets.get(s, [])) for s in embedding.SUBSETS[subset])
         seconds = 5 + count * LAYOUT_SECONDS_PER_PICTURE
         st.caption(
             f"Drawing the map of {count:,} pictures takes about {seconds:.0f} seconds on a 2-core computer, "
@@ -118,9 +109,9 @@ def picture_ui(
         marks.mark_widget(split, found.paths[i], key=f"map_mark_{found.paths[i]}")
 
 
-def map_ui(run: dict, which: str, split: data.Split | None = None) -> None:
+def map_ui(run: dict, which: str, split: data.Split | None) -> None:
     """The expander "Map of what the network sees" for one run and model file (`split`: the run's
-    saved split, to mark pictures in)."""
+    saved split, None when it is gone: its size for the time estimate, its pictures to mark)."""
     # A keyed expander that tracks its state: it stays open when the page above it changes (scores
     # appear after the map scored the model), and nothing is read or computed while it is closed.
     box = st.expander(
@@ -138,7 +129,7 @@ def map_ui(run: dict, which: str, split: data.Split | None = None) -> None:
         except (ValueError, OSError):
             found = None  # the split or model is gone: _draw says why when asked
         if found is None:
-            found = _draw(run, which, subset)
+            found = _draw(run, which, subset, split)
             if found is None:
                 return
         took = sum(found.seconds.values())
