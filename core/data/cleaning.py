@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.scanning import fingerprint_files
 from core.data.splits import Split
 from core.data.store import load_split, split_path
 from core.errors import DataError
@@ -146,16 +145,7 @@ def apply_marks(split: Split, marks: list[Mark], name: str) -> tuple[Split, list
         subsets[subset] = kept
     if not subsets.get("train"):
         raise DataError("leaving these pictures out would empty the training set")
-    files = [p for items in subsets.values() for p, _ in items]
-    cleaned = Split(
-        name=name,
-        dataset_root=split.dataset_root,
-        classes=list(split.classes),
-        spec=split.spec,
-        subsets=subsets,
-        fingerprint=fingerprint_files(split.dataset_root, files),
-    )
-    return cleaned, list(changes.values())
+    return split.with_subsets(subsets, name), list(changes.values())
 
 
 def save_cleaned(

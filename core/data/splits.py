@@ -100,6 +100,20 @@ class Split:
             created=d.get("created", 0.0),
         )
 
+    def with_subsets(self, subsets: dict[str, list[tuple[str, int]]], name: str | None = None) -> Split:
+        """This split holding `subsets` instead, with the fingerprint of their files; with a new
+        name it is a new split (made now), without one the same split changed."""
+        files = [p for items in subsets.values() for p, _ in items]
+        made = {"name": self.name, "created": self.created} if name is None else {"name": name}
+        return Split(
+            dataset_root=self.dataset_root,
+            classes=list(self.classes),
+            spec=self.spec,
+            subsets=subsets,
+            fingerprint=fingerprint_files(self.dataset_root, files),
+            **made,
+        )
+
     def changed(self) -> str | None:
         """Why the dataset no longer matches this split, or None when it still does."""
         root = Path(self.dataset_root)
@@ -229,16 +243,6 @@ def drop_files(split: Split, drop: dict[str, list[str]]) -> Split:
     ]
     if unknown:
         raise DataError(f"{len(unknown)} of the files to leave out are not in the split (e.g. {unknown[0]})")
-    subsets = {
-        s: [(p, y) for p, y in items if p not in leave.get(s, ())] for s, items in split.subsets.items()
-    }
-    files = [p for s in SUBSETS for p, _ in subsets.get(s, [])]
-    return Split(
-        name=split.name,
-        dataset_root=split.dataset_root,
-        classes=list(split.classes),
-        spec=split.spec,
-        subsets=subsets,
-        fingerprint=fingerprint_files(split.dataset_root, files),
-        created=split.created,
+    return split.with_subsets(
+        {s: [(p, y) for p, y in items if p not in leave.get(s, ())] for s, items in split.subsets.items()}
     )
